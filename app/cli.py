@@ -1,0 +1,84 @@
+"""The `storekit-sync` command (SPEC §10)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from app.config import load_settings
+from app.db import resolve_database_url
+
+
+def _database_url() -> str:
+    """The configured database, or the embedded one (started here, shared with child processes)."""
+    settings = load_settings()
+    url = resolve_database_url(settings.database_url, settings.data_dir)
+    os.environ["DATABASE_URL"] = url  # uvicorn's worker processes join the same server
+    return url
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from app.migrate import migrate
+
+    migrate(_database_url())
+    print("storekit-sync: database is up to date", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.migrate import migrate
+
+    migrate(_database_url())
+    if args.no_worker:
+        os.environ["RUN_WORKER"] = "false"
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="storekit-sync", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="migrate if needed, serve the API (and the worker)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="API processes")
+    serve.add_argument("--no-worker", action="store_true", help="serve the API only")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="apply the database migrations")
+    migrate.set_defaults(func=cmd_migrate)
+
+    return parser
+
+
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM into a normal exit, so that clean-up (the embedded PostgreSQL) runs.
+
+    uvicorn restores the handler it found and re-raises the signal when it has shut down.
+    """
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _exit_on_sigterm()
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""What a running service holds: settings, database, keys, clock. Built once in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.clock import Clock, SystemClock
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker, resolve_database_url
+from app.security import SecretBox, SigningKey, load_secret_key, load_signing_key
+
+
+@dataclass
+class Context:
+    settings: Settings
+    database_url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    secrets: SecretBox
+    signing_key: SigningKey
+    clock: Clock
+    services: dict[str, Any] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def build_context(settings: Settings, clock: Clock | None = None) -> Context:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = resolve_database_url(settings.database_url, settings.data_dir)
+    engine = create_engine(url)
+    return Context(
+        settings=settings,
+        database_url=url,
+        engine=engine,
+        sessions=create_sessionmaker(engine),
+        secrets=SecretBox(load_secret_key(settings.secret_key, settings.data_dir)),
+        signing_key=load_signing_key(settings.jwt_private_key, settings.data_dir),
+        clock=clock or SystemClock(),
+    )

@@ -1,0 +1,123 @@
+"""The database: where it is (a server or the embedded PostgreSQL), the engine, the unit of work."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+log = logging.getLogger(__name__)
+
+_embedded: dict[Path, Any] = {}
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL in `data_dir/postgres` and return its URL.
+
+    Several processes may call this for one directory: pgserver shares the running server between
+    them under a file lock and stops it when the last of them exits.
+    """
+    pgdata = (data_dir / "postgres").resolve()
+    if pgdata not in _embedded:
+        pgdata.mkdir(parents=True, exist_ok=True)
+        _embedded[pgdata] = _join_embedded(pgdata)
+        log.info("embedded PostgreSQL running", extra={"fields": {"pgdata": str(pgdata)}})
+    return str(_embedded[pgdata].get_uri())
+
+
+def _join_embedded(pgdata: Path) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        from pgserver import get_server  # type: ignore[attr-defined]  # only when embedded
+
+        server = get_server(pgdata, cleanup_mode="stop")
+    _forget_dead_processes(server)
+    return server
+
+
+def _forget_dead_processes(server: Any) -> None:
+    """pgserver stops the server when its last user exits, counting users by pid in a file.
+
+    A process killed with SIGKILL never removes its pid, which would keep the server running
+    forever after the others exit; drop such pids while holding pgserver's own lock.
+    """
+    import psutil
+
+    with server._lock:
+        pids = server.global_process_id_list.get()
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            server.global_process_id_list.put(alive)
+
+
+def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
+    """The libpq-style URL of the database: the configured one or the embedded server's."""
+    return database_url if database_url else start_embedded(data_dir)
+
+
+def asyncpg_url(url: str) -> str:
+    """Turn a `postgresql://` URL into SQLAlchemy's asyncpg form."""
+    parts = urlsplit(url)
+    scheme = "postgresql+asyncpg"
+    return urlunsplit((scheme, parts.netloc, parts.path, parts.query, parts.fragment))
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server, another database."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        asyncpg_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"timeout": 5, "command_timeout": 30},
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed when the block ends normally, rolled back otherwise.
+
+    Services only flush; the request dependency or the job runner owns the commit.
+    """
+    async with sessions() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """True for errors that mean the database cannot be reached, as opposed to a bad query."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(
+        exc, OSError | ConnectionError | TimeoutError | InterfaceError | OperationalError
+    ):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and cause is not exc and is_database_outage(cause)

@@ -1,0 +1,126 @@
+"""The error envelope of SPEC §2 and the domain errors that carry their code."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer has this one shape."""
+
+    code: str
+    message: str
+    details: list[ErrorDetail] = []
+
+
+class CleengError(Exception):
+    """A domain error: its class names the HTTP status, code and message of the envelope."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "S0001"
+    message: ClassVar[str] = "Internal Server Error"
+
+    def __init__(self, details: list[ErrorDetail] | None = None) -> None:
+        super().__init__(self.code)
+        self.details = details or []
+
+    def body(self) -> dict[str, Any]:
+        return ErrorBody(code=self.code, message=self.message, details=self.details).model_dump()
+
+
+def detail(field: str, problem: str) -> list[ErrorDetail]:
+    return [ErrorDetail(field=field, problem=problem)]
+
+
+class InvalidBody(CleengError):
+    status, code, message = 400, "REQ0001", "Invalid body"
+
+
+class InvalidPathParameters(CleengError):
+    status, code, message = 400, "REQ0003", "Invalid path parameters"
+
+
+class InvalidHeaders(CleengError):
+    status, code, message = 400, "REQ0004", "Invalid headers"
+
+
+class MissingCredentials(CleengError):
+    status, code, message = 401, "AUTH0001", "Missing credentials"
+
+
+class InvalidCredentials(CleengError):
+    status, code, message = 401, "AUTH0002", "Invalid credentials"
+
+
+class Forbidden(CleengError):
+    status, code, message = 403, "AUTH0003", "Forbidden"
+
+
+class NotFound(CleengError):
+    status, code, message = 404, "REQ0100", "Entity not found"
+
+
+class MethodNotAllowed(NotFound):
+    """No route answers this method here: the envelope of REQ0100, with HTTP's own 405."""
+
+    status = 405
+
+
+class SyncInProgress(CleengError):
+    status, code = 409, "SK2C0101"
+    message = "The resource is temporarily locked due to a concurrent request."
+
+
+class TransferInProgress(CleengError):
+    status, code = 409, "SK2C0103"
+    message = "The resource is temporarily locked due to a concurrent request."
+
+
+class PayloadTooLarge(CleengError):
+    status, code, message = 413, "REQ0005", "Payload too large"
+
+
+class CustomerNotFound(CleengError):
+    status, code, message = 422, "SK2C0100", "Unable to find customer"
+
+
+class PurchaseNotFound(CleengError):
+    status, code, message = 422, "SK2C0102", "Unable to find purchase"
+
+
+class IntegrationNotActive(CleengError):
+    status, code, message = 500, "SK2C0004", "StoreKit2 integration not activated"
+
+
+class InternalError(CleengError):
+    status, code, message = 500, "S0001", "Internal Server Error"
+
+
+class ServiceUnavailable(CleengError):
+    status, code, message = 503, "S0002", "Service unavailable"
+
+
+ALL_ERRORS: tuple[type[CleengError], ...] = (
+    InvalidBody,
+    InvalidPathParameters,
+    InvalidHeaders,
+    MissingCredentials,
+    InvalidCredentials,
+    Forbidden,
+    NotFound,
+    SyncInProgress,
+    TransferInProgress,
+    PayloadTooLarge,
+    CustomerNotFound,
+    PurchaseNotFound,
+    IntegrationNotActive,
+    InternalError,
+    ServiceUnavailable,
+)

@@ -1,0 +1,149 @@
+"""ASGI middleware: body size limit, request context for logs, the last-resort error boundary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.db import is_database_outage
+from app.errors import (
+    CleengError,
+    InternalError,
+    InvalidHeaders,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
+from app.logs import correlation_id_var
+
+log = logging.getLogger("app.errors")
+
+MAX_BODY = 64 * 1024
+CORRELATION_ID = re.compile(r"^[\x21-\x7e]{1,256}$")
+
+
+async def send_error(
+    send: Send, error: CleengError, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps(error.body()).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(HTTPException):
+    """Raised while reading a streamed body; FastAPI passes HTTPException through unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class BodyLimit:
+    """Refuses bodies over 64 KiB with 413 REQ0005, from Content-Length before reading any of it,
+    or as soon as a streamed body passes the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = _header(scope, b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await send_error(send, PayloadTooLarge(), [(b"connection", b"close")])
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _TooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await send_error(send, PayloadTooLarge(), [(b"connection", b"close")])
+
+
+class RequestContext:
+    """Validates `Correlation-Id` and puts it in the logging context for the request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = _header(scope, b"correlation-id")
+        if raw is not None and not CORRELATION_ID.fullmatch(raw.decode("latin-1")):
+            await send_error(send, InvalidHeaders())
+            return
+        token = correlation_id_var.set(raw.decode() if raw else None)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            correlation_id_var.reset(token)
+
+
+class ErrorBoundary:
+    """Anything unexpected becomes 500 S0001: logged with its trace, never returned."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            await send_error(send, _classify(exc, scope))
+
+
+def _classify(exc: Exception, scope: Scope) -> CleengError:
+    if is_database_outage(exc):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return ServiceUnavailable()
+    log.exception("unhandled error", extra={"fields": {"path": scope.get("path")}})
+    return InternalError()

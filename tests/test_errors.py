@@ -1,0 +1,113 @@
+"""SPEC §2: the envelope and the generic codes on every route."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+
+from tests.conftest import ADMIN
+
+
+def assert_envelope(answer: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    body = answer.json()
+    assert body["code"] == code
+    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body.get("details", []), list)
+    assert "Traceback" not in answer.text
+    return dict(body)
+
+
+async def test_unknown_route_is_req0100(client: httpx.AsyncClient) -> None:
+    assert_envelope(await client.get("/no/such/thing"), 404, "REQ0100")
+
+
+async def test_wrong_method_keeps_the_envelope(client: httpx.AsyncClient) -> None:
+    answer = await client.delete("/healthz")
+    assert_envelope(answer, 405, "REQ0100")
+    assert answer.headers["allow"] == "GET"
+
+
+async def test_body_that_is_not_json(client: httpx.AsyncClient) -> None:
+    answer = await client.post(
+        "/admin/publishers",
+        content=b"{not json",
+        headers={**ADMIN, "content-type": "application/json"},
+    )
+    assert_envelope(answer, 400, "REQ0001")
+
+
+async def test_wrong_types_list_the_fields(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/admin/publishers", json={"name": 42}, headers=ADMIN)
+    body = assert_envelope(answer, 400, "REQ0001")
+    assert body["details"] == [{"field": "name", "problem": "Input should be a valid string"}]
+
+
+async def test_missing_and_unknown_fields(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/admin/publishers", json={"nom": "x"}, headers=ADMIN)
+    body = assert_envelope(answer, 400, "REQ0001")
+    fields = {d["field"] for d in body["details"]}  # type: ignore[attr-defined]
+    assert fields == {"name", "nom"}
+
+
+async def test_malformed_path_parameter_is_req0003(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/admin/publishers/abc/offers", headers=ADMIN)
+    assert_envelope(answer, 400, "REQ0003")
+
+
+async def test_body_over_64k_by_content_length(client: httpx.AsyncClient) -> None:
+    big = json.dumps({"name": "x" * (64 * 1024)})
+    answer = await client.post(
+        "/admin/publishers", content=big, headers={**ADMIN, "content-type": "application/json"}
+    )
+    assert_envelope(answer, 413, "REQ0005")
+
+
+async def test_streamed_body_over_64k_stops_reading(app: FastAPI) -> None:
+    sent = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(100):  # 800 KiB offered, in 8 KiB chunks
+            sent += 1
+            yield b" " * 8192
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        answer = await client.post(
+            "/admin/publishers",
+            content=chunks(),
+            headers={**ADMIN, "content-type": "application/json"},
+        )
+    assert_envelope(answer, 413, "REQ0005")
+    assert sent < 20, f"read {sent} chunks after passing the limit"
+
+
+async def test_bad_correlation_id_is_req0004(client: httpx.AsyncClient) -> None:
+    for value in ("x" * 257, "has space", "tab\there"):
+        answer = await client.get("/healthz", headers={"Correlation-Id": value})
+        assert_envelope(answer, 400, "REQ0004")
+    assert (await client.get("/healthz", headers={"Correlation-Id": "ok-123"})).status_code == 200
+
+
+async def test_unexpected_exception_is_s0001_without_trace(app: FastAPI) -> None:
+    @app.get("/boom-for-test")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        answer = await client.get("/boom-for-test")
+    body = assert_envelope(answer, 500, "S0001")
+    assert "secret internals" not in json.dumps(body)
+
+
+async def test_health(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).status_code == 200
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready"}

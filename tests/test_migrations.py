@@ -1,0 +1,55 @@
+"""The hand-written migrations: they match the models, and they go down and up again."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.db import asyncpg_url, with_database
+from app.migrate import migrate
+from app.models import Base
+from tests.conftest import _create_database, _drop_database
+
+
+@pytest.fixture
+def scratch_url(server_url: str) -> Iterator[str]:
+    name = f"sks_mig_{secrets.token_hex(4)}"
+    asyncio.run(_create_database(server_url, name))
+    yield with_database(server_url, name)
+    asyncio.run(_drop_database(server_url, name))
+
+
+def _diff(connection: Connection) -> list[object]:
+    return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+
+
+async def _differences(url: str) -> list[object]:
+    engine = create_async_engine(asyncpg_url(url))
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_diff)
+    finally:
+        await engine.dispose()
+
+
+def test_migrations_match_the_models(scratch_url: str) -> None:
+    migrate(scratch_url)
+    assert asyncio.run(_differences(scratch_url)) == []
+
+
+def test_down_and_up_again(scratch_url: str) -> None:
+    migrate(scratch_url)
+    from alembic import command
+
+    from app.migrate import alembic_config
+
+    command.downgrade(alembic_config(scratch_url), "base")
+    migrate(scratch_url)
+    assert asyncio.run(_differences(scratch_url)) == []
