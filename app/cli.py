@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from app.config import load_settings
 from app.db import resolve_database_url
@@ -48,6 +49,49 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from app.simulator.server import serve
+
+    serve(host=args.host, port=args.port, cert_dir=args.cert_dir, notify_url=args.notify_url)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from app.migrate import migrate
+
+    migrate(_database_url())
+    if args.concurrency is not None:
+        os.environ["WORKER_CONCURRENCY"] = str(args.concurrency)
+    asyncio.run(_work())
+    return 0
+
+
+async def _work() -> None:
+    """Run the job worker alone until SIGTERM or SIGINT; then finish or release what it holds."""
+    import asyncio
+
+    from app.config import load_settings as settings
+    from app.context import build_context
+    from app.logs import configure_logging
+    from app.runtime import Runtime
+
+    config = settings()
+    configure_logging(config.log_level, config.effective_log_format)
+    context = build_context(config)
+    runtime = Runtime(context)
+    await runtime.start(run_worker=True)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, runtime.stop_worker)
+    try:
+        await runtime.wait()
+    finally:
+        await runtime.stop()
+        await context.close()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="storekit-sync", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -59,9 +103,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-worker", action="store_true", help="serve the API only")
     serve.set_defaults(func=cmd_serve)
 
+    worker = commands.add_parser("worker", help="the job worker alone (run any number)")
+    worker.add_argument("--concurrency", type=int, default=None, help="jobs at once (16)")
+    worker.set_defaults(func=cmd_worker)
+
     migrate = commands.add_parser("migrate", help="apply the database migrations")
     migrate.set_defaults(func=cmd_migrate)
 
+    simulator = commands.add_parser("simulator", help="the built-in App Store simulator")
+    simulator.add_argument("--host", default="127.0.0.1")
+    simulator.add_argument("--port", type=int, default=9000)
+    simulator.add_argument("--cert-dir", type=Path, default=None)
+    simulator.add_argument("--notify-url", default=None)
+    simulator.set_defaults(func=cmd_simulator)
     return parser
 
 

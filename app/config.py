@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     customer_token_ttl: int = Field(default=900, ge=60, le=86400)
     jwt_private_key: str | None = None
     run_worker: bool = True  # set by `serve --no-worker`
+    worker_concurrency: int = Field(default=16, ge=1, le=1000)
+    job_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
 
     @field_validator("database_url")
     @classmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -11,6 +11,10 @@ from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker, resolve_database_url
 from app.security import SecretBox, SigningKey, load_secret_key, load_signing_key
+
+if TYPE_CHECKING:
+    from app.apple.client import AppleGateway
+    from app.jobs.worker import Waker
 
 
 @dataclass
@@ -22,6 +26,8 @@ class Context:
     secrets: SecretBox
     signing_key: SigningKey
     clock: Clock
+    apple: AppleGateway | None = None
+    waker: Waker | None = None
     services: dict[str, Any] = field(default_factory=dict)
 
     async def close(self) -> None:

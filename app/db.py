@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 log = logging.getLogger(__name__)
 
 _embedded: dict[Path, Any] = {}
+AFTER_COMMIT = "after_commit"
 
 
 def start_embedded(data_dir: Path) -> str:
@@ -107,6 +108,13 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
         except BaseException:
             await session.rollback()
             raise
+        for callback in session.info.pop(AFTER_COMMIT, []):
+            callback()
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run `callback` once the unit of work has committed (say, to wake the workers)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
 def is_database_outage(exc: BaseException) -> bool:

@@ -25,4 +25,6 @@ async def get_session(context: Ctx) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-Session = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": FastAPI runs the teardown (our commit) before the answer is sent, not after.
+# A 202 is a promise that survives a crash only if its transaction committed first.
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]

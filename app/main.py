@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,8 +20,11 @@ from app.config import Settings, get_settings
 from app.context import Context, build_context
 from app.db import is_database_outage
 from app.deps import Ctx
+from app.entitlements.router import router as entitlements_router
 from app.logs import configure_logging
 from app.middleware import BodyLimit, ErrorBoundary, RequestContext
+from app.purchases.router import router as purchases_router
+from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +79,12 @@ async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     context: Context = app.state.context_factory()
     app.state.context = context
-    hooks: list[Callable[[Context], Any]] = app.state.startup_hooks
+    runtime = Runtime(context)
+    await runtime.start()
     try:
-        for hook in hooks:
-            await hook(context)
         yield
     finally:
-        for closer in reversed(context.services.get("closers", [])):
-            await closer()
+        await runtime.stop()
         await context.close()
 
 
@@ -118,7 +119,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         lifespan=_lifespan,
     )
     app.state.context_factory = lambda: build_context(settings, clock)
-    app.state.startup_hooks = []
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(errors.CleengError, on_cleeng_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
@@ -127,4 +127,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.add_middleware(BodyLimit)
     _operations(app)
     app.include_router(admin_router)
+    app.include_router(purchases_router)
+    app.include_router(entitlements_router)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -10,7 +11,9 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
+    Identity,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -18,6 +21,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -119,3 +123,119 @@ class Customer(Base):
     email: Mapped[str] = mapped_column(String(320))
     external_id: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at()
+
+
+class Synchronization(Base):
+    """One register or transfer of a purchase, from the 202 to its result."""
+
+    __tablename__ = "synchronizations"
+    __table_args__ = (
+        Index(
+            "uq_synchronizations_active_transaction",
+            "publisher_id",
+            "transaction_id",
+            unique=True,
+            postgresql_where=text("status <> 'finalized'"),
+        ),
+        Index(
+            "uq_synchronizations_active_purchase",
+            "publisher_id",
+            "purchase_key",
+            unique=True,
+            postgresql_where=text("status <> 'finalized' AND purchase_key IS NOT NULL"),
+        ),
+        Index("ix_synchronizations_lookup", "publisher_id", "transaction_id"),
+    )
+
+    publisher_id: Mapped[int] = mapped_column(
+        ForeignKey("publishers.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    transaction_id: Mapped[str] = mapped_column(String(32))
+    purchase_key: Mapped[str | None] = mapped_column(String(32))
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    correlation_id: Mapped[str | None] = mapped_column(String(256))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[str | None] = mapped_column(String(40))
+    access_granted: Mapped[bool | None] = mapped_column(Boolean)
+    offer_id: Mapped[str | None] = mapped_column(String(16))
+    original_transaction_id: Mapped[str | None] = mapped_column(String(32))
+    subscription_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Subscription(Base):
+    """A customer's entitlement from one Apple purchase (publisher + originalTransactionId).
+
+    At most one subscription per purchase is not terminated: that one names the purchase's owner.
+    """
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        Index(
+            "uq_subscriptions_current_purchase",
+            "publisher_id",
+            "original_transaction_id",
+            unique=True,
+            postgresql_where=text("status <> 'terminated'"),
+        ),
+        Index("ix_subscriptions_customer", "publisher_id", "customer_id", "offer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(start=100_000_001), primary_key=True)
+    publisher_id: Mapped[int] = mapped_column(ForeignKey("publishers.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    offer_id: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    product_type: Mapped[str] = mapped_column(String(40))
+    product_id: Mapped[str] = mapped_column(String(200))
+    original_transaction_id: Mapped[str] = mapped_column(String(32))
+    latest_transaction_id: Mapped[str] = mapped_column(String(32))
+    environment: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    grace_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    apple_status: Mapped[int | None] = mapped_column(Integer)
+    auto_renew: Mapped[bool] = mapped_column(Boolean, default=False)
+    in_trial: Mapped[bool] = mapped_column(Boolean, default=False)
+    terminated_reason: Mapped[str | None] = mapped_column(String(16))
+    apple_signed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Job(Base):
+    """The durable queue: a row per job to run, claimed under a lease, deleted when done."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_due", "run_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_by: Mapped[str | None] = mapped_column(String(64))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookEvent(Base):
+    """An event for a publisher's webhooks, written in the transaction that caused it."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_publisher", "publisher_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    publisher_id: Mapped[int] = mapped_column(ForeignKey("publishers.id", ondelete="CASCADE"))
+    topic: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    synchronization_id: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -111,3 +111,49 @@ async def test_health(client: httpx.AsyncClient) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready"}
+
+
+async def test_answer_is_sent_only_after_commit(app: FastAPI) -> None:
+    """The unit of work commits before the first byte of the answer leaves (SPEC §3's promise)."""
+    from app.context import Context
+
+    context: Context = app.state.context
+    seen_at_start: list[int] = []
+
+    async def count() -> int:
+        async with context.engine.connect() as connection:
+            return int(
+                (await connection.exec_driver_sql("SELECT count(*) FROM publishers")).scalar_one()
+            )
+
+    before = await count()
+    body = json.dumps({"name": "Committed first"}).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/admin/publishers",
+        "raw_path": b"/admin/publishers",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-admin-token", ADMIN["X-Admin-Token"].encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("service", 80),
+    }
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 201
+            seen_at_start.append(await count())
+
+    await app(scope, receive, send)
+    assert seen_at_start == [before + 1]

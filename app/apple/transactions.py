@@ -1,0 +1,254 @@
+"""Ask Apple about one transaction and verify everything it signed (SPEC §3, DESIGN decision 4).
+
+`fetch_purchase` returns the verified facts of a purchase, or raises `AppleTransient` (try again
+later) or `AppleFinal` (the sync ends with that result).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+import jwt
+from appstoreserverlibrary.api_client import APIException
+from appstoreserverlibrary.models.Environment import Environment
+from appstoreserverlibrary.models.JWSRenewalInfoDecodedPayload import JWSRenewalInfoDecodedPayload
+from appstoreserverlibrary.models.JWSTransactionDecodedPayload import JWSTransactionDecodedPayload
+from appstoreserverlibrary.models.StatusResponse import StatusResponse
+from appstoreserverlibrary.signed_data_verifier import (
+    SignedDataVerifier,
+    VerificationException,
+    VerificationStatus,
+)
+
+from app.apple.client import AppleGateway, Integration, retry_after
+from app.apple.verifier import millis_to_datetime
+
+T = TypeVar("T")
+
+NOT_FOUND = "TRANSACTION_ID_NOT_FOUND"
+INVALID = "INVALID_TRANSACTION"
+UNAVAILABLE = "APPLE_UNAVAILABLE"
+RETRYABLE_CODES = {4040002, 4040004, 4040006, 5000001}
+NOT_FOUND_CODES = {4040010, 4000006, 4040005}
+
+
+class AppleTransient(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class AppleFinal(Exception):
+    def __init__(self, result: str, reason: str) -> None:
+        super().__init__(reason)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class ApplePurchase:
+    """What Apple signed about a purchase, verified."""
+
+    transaction_id: str
+    original_transaction_id: str
+    product_id: str
+    product_type: str
+    environment: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    in_trial: bool
+    signed_at: datetime | None
+    apple_status: int | None = None
+    grace_expires_at: datetime | None = None
+    auto_renew: bool = False
+    latest_transaction_id: str | None = None
+
+    @property
+    def latest(self) -> str:
+        return self.latest_transaction_id or self.transaction_id
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait: Apple sends Unix time in milliseconds; others send seconds or a date."""
+    if not value:
+        return None
+    now = time.time() if now is None else now
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            return max(parsedate_to_datetime(value).timestamp() - now, 0.0)
+        except (TypeError, ValueError):
+            return None
+    if number > 1e11:  # an absolute time in milliseconds
+        return max(number / 1000 - now, 0.0)
+    return max(number, 0.0)
+
+
+def classify(exc: APIException) -> Exception:
+    status, code = exc.http_status_code, exc.raw_api_error
+    if status == 429:
+        return AppleTransient("Apple rate limit (429)", parse_retry_after(retry_after.get()))
+    if status >= 500 or code in RETRYABLE_CODES:
+        return AppleTransient(f"Apple answered {status} {code}")
+    if code in NOT_FOUND_CODES or status == 404:
+        return AppleFinal(NOT_FOUND, f"Apple answered {status} {code}")
+    return AppleFinal(UNAVAILABLE, f"Apple refused the request: {status} {code}")
+
+
+def _verified(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except VerificationException as exc:
+        if exc.status == VerificationStatus.RETRYABLE_VERIFICATION_FAILURE:
+            raise AppleTransient("Apple's certificate status could not be checked") from exc
+        raise AppleFinal(INVALID, f"signed data failed verification: {exc.status.name}") from exc
+
+
+async def verify(gateway: AppleGateway, call: Callable[[], T]) -> T:
+    """Verify off the event loop when online checks make blocking HTTP calls."""
+    if gateway.settings.apple_online_checks:
+        return await asyncio.to_thread(_verified, call)
+    return _verified(call)
+
+
+def _claimed_environment(signed: str) -> str | None:
+    try:
+        claims: dict[str, Any] = jwt.decode(signed, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    value = claims.get("environment")
+    return value if isinstance(value, str) else None
+
+
+def pick_verifier(
+    gateway: AppleGateway, integration: Integration, signed: str
+) -> SignedDataVerifier:
+    """The verifier for the environment the data claims, if the integration allows it.
+
+    One base URL may serve both environments (APPLE_API_BASE_URL, a proxy, the simulator), so the
+    signed environment decides; the verifier still checks it, with the signature and the chain.
+    """
+    allowed = integration.environments()
+    claimed = _claimed_environment(signed)
+    environment = next((e for e in allowed if e.value == claimed), allowed[0])
+    return gateway.verifier(integration, environment)
+
+
+async def _call(coroutine: Any) -> Any:
+    try:
+        return await coroutine
+    except APIException as exc:
+        raise classify(exc) from exc
+    except httpx.TransportError as exc:
+        raise AppleTransient(f"Apple unreachable: {type(exc).__name__}") from exc
+
+
+async def _transaction_info(
+    gateway: AppleGateway, integration: Integration, transaction_id: str
+) -> tuple[Environment, str]:
+    """Ask each allowed environment in turn (Auto: Production, then Sandbox on 4040010 or 401)."""
+    last: Exception = AppleFinal(NOT_FOUND, "no environment to ask")
+    for environment in integration.environments():
+        client = gateway.client(integration, environment)
+        try:
+            response = await _call(client.get_transaction_info(transaction_id))
+            return environment, str(response.signedTransactionInfo)
+        except AppleFinal as exc:
+            last = exc
+            cause = exc.__cause__
+            unauthorized = isinstance(cause, APIException) and cause.http_status_code == 401
+            if exc.result != NOT_FOUND and not unauthorized:
+                raise
+    raise last
+
+
+def _in_trial(transaction: JWSTransactionDecodedPayload) -> bool:
+    discount = transaction.rawOfferDiscountType
+    return transaction.rawOfferType == 1 and discount in (None, "FREE_TRIAL")
+
+
+def _purchase(transaction: JWSTransactionDecodedPayload, requested: str) -> ApplePurchase:
+    if str(transaction.transactionId) != requested:
+        raise AppleFinal(INVALID, "Apple signed another transaction than the one asked for")
+    return ApplePurchase(
+        transaction_id=requested,
+        original_transaction_id=str(transaction.originalTransactionId),
+        product_id=str(transaction.productId),
+        product_type=str(transaction.rawType),
+        environment=str(transaction.rawEnvironment),
+        expires_at=millis_to_datetime(transaction.expiresDate),
+        revoked_at=millis_to_datetime(transaction.revocationDate),
+        in_trial=_in_trial(transaction),
+        signed_at=millis_to_datetime(transaction.signedDate),
+    )
+
+
+async def fetch_purchase(
+    gateway: AppleGateway, integration: Integration, transaction_id: str
+) -> ApplePurchase:
+    environment, signed = await _transaction_info(gateway, integration, transaction_id)
+    verifier = pick_verifier(gateway, integration, signed)
+    transaction = await verify(
+        gateway, lambda: verifier.verify_and_decode_signed_transaction(signed)
+    )
+    purchase = _purchase(transaction, transaction_id)
+    if purchase.product_type != "Auto-Renewable Subscription":
+        return purchase
+    return await _with_status(gateway, integration, environment, purchase)
+
+
+async def _with_status(
+    gateway: AppleGateway,
+    integration: Integration,
+    environment: Environment,
+    purchase: ApplePurchase,
+) -> ApplePurchase:
+    """The subscription's current state: latest transaction, Apple's status, renewal info."""
+    client = gateway.client(integration, environment)
+    response: StatusResponse = await _call(
+        client.get_all_subscription_statuses(purchase.transaction_id)
+    )
+    for group in response.data or []:
+        for item in group.lastTransactions or []:
+            if str(item.originalTransactionId) == purchase.original_transaction_id:
+                return await _merge_status(gateway, integration, purchase, item)
+    return purchase
+
+
+async def _merge_status(
+    gateway: AppleGateway, integration: Integration, purchase: ApplePurchase, item: Any
+) -> ApplePurchase:
+    signed_transaction, signed_renewal = str(item.signedTransactionInfo), item.signedRenewalInfo
+    verifier = pick_verifier(gateway, integration, signed_transaction)
+    latest = await verify(
+        gateway, lambda: verifier.verify_and_decode_signed_transaction(signed_transaction)
+    )
+    renewal: JWSRenewalInfoDecodedPayload | None = None
+    if signed_renewal:
+        renewal = await verify(
+            gateway, lambda: verifier.verify_and_decode_renewal_info(str(signed_renewal))
+        )
+    if str(latest.originalTransactionId) != purchase.original_transaction_id:
+        raise AppleFinal(INVALID, "the subscription status belongs to another purchase")
+    return ApplePurchase(
+        transaction_id=purchase.transaction_id,
+        original_transaction_id=purchase.original_transaction_id,
+        product_id=str(latest.productId),
+        product_type=purchase.product_type,
+        environment=purchase.environment,
+        expires_at=millis_to_datetime(latest.expiresDate),
+        revoked_at=millis_to_datetime(latest.revocationDate) or purchase.revoked_at,
+        in_trial=_in_trial(latest),
+        signed_at=millis_to_datetime(latest.signedDate),
+        apple_status=item.rawStatus,
+        grace_expires_at=millis_to_datetime(renewal.gracePeriodExpiresDate) if renewal else None,
+        auto_renew=bool(renewal and renewal.rawAutoRenewStatus == 1),
+        latest_transaction_id=str(latest.transactionId),
+    )

@@ -1,0 +1,11 @@
+"""Every kind of job the worker knows, and the function that runs it."""
+
+from __future__ import annotations
+
+from app.jobs.worker import Handler
+
+
+def job_handlers() -> dict[str, Handler]:
+    from app.purchases.sync import run_sync_job
+
+    return {"sync": run_sync_job}

@@ -1,0 +1,116 @@
+"""The durable job queue: a table in the service's own database (DESIGN decision 2).
+
+Jobs are written in the same transaction as what they act on. Workers claim due jobs with
+`FOR UPDATE SKIP LOCKED` under a lease that a heartbeat renews; a job whose worker died is claimed
+again when its lease runs out. Times come from the injected clock, never from SQL's `now()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Job
+
+WAKE_CHANNEL = "storekit_sync_jobs"
+LEASE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+async def enqueue(
+    session: AsyncSession, kind: str, payload: dict[str, Any], run_at: datetime
+) -> int:
+    """Add a job in the caller's transaction; it becomes visible to workers at commit."""
+    job_id = await session.scalar(
+        insert(Job)
+        .values(kind=kind, payload=payload, run_at=run_at, attempts=0, created_at=run_at)
+        .returning(Job.id)
+    )
+    assert job_id is not None
+    return int(job_id)
+
+
+async def claim(
+    session: AsyncSession, worker_id: str, now: datetime, limit: int, lease: timedelta = LEASE
+) -> list[ClaimedJob]:
+    """Take up to `limit` due jobs that nobody holds (or whose holder's lease ran out)."""
+    due = (
+        select(Job.id)
+        .where(Job.run_at <= now, (Job.locked_until.is_(None)) | (Job.locked_until < now))
+        .order_by(Job.run_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = await session.execute(
+        update(Job)
+        .where(Job.id.in_(due.scalar_subquery()))
+        .values(locked_by=worker_id, locked_until=now + lease, attempts=Job.attempts + 1)
+        .returning(Job.id, Job.kind, Job.payload, Job.attempts)
+    )
+    return [ClaimedJob(*row) for row in rows]
+
+
+async def heartbeat(
+    session: AsyncSession,
+    worker_id: str,
+    job_ids: list[int],
+    now: datetime,
+    lease: timedelta = LEASE,
+) -> None:
+    """Renew the lease of the jobs this worker still holds."""
+    if job_ids:
+        await session.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.locked_by == worker_id)
+            .values(locked_until=now + lease)
+        )
+
+
+async def complete(session: AsyncSession, job_id: int) -> None:
+    await session.execute(delete(Job).where(Job.id == job_id))
+
+
+async def reschedule(
+    session: AsyncSession, job_id: int, run_at: datetime, error: str | None = None
+) -> None:
+    """Release a job to run again at `run_at` (a retry, or a job handed back at shutdown)."""
+    await session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(run_at=run_at, locked_by=None, locked_until=None, last_error=error)
+    )
+
+
+async def release(session: AsyncSession, worker_id: str, job_ids: list[int]) -> None:
+    """Hand back held jobs at once (graceful shutdown), without counting the try."""
+    if job_ids:
+        await session.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.locked_by == worker_id)
+            .values(locked_by=None, locked_until=None, attempts=Job.attempts - 1)
+        )
+
+
+async def wake_workers(session: AsyncSession) -> None:
+    await session.execute(text(f"NOTIFY {WAKE_CHANNEL}"))
+
+
+async def depth(session: AsyncSession, now: datetime) -> tuple[int, float]:
+    """How many jobs are due, and the age in seconds of the oldest due one."""
+    count, oldest = (
+        await session.execute(select(func.count(), func.min(Job.run_at)).where(Job.run_at <= now))
+    ).one()
+    age = (now - oldest).total_seconds() if oldest is not None else 0.0
+    return int(count), max(age, 0.0)

@@ -1,0 +1,202 @@
+"""The job runner: claims due jobs, runs their handlers, keeps their leases, stops cleanly.
+
+Any number of workers, in any number of processes, share one database. A handler owns the fate of
+its job: it completes or reschedules it in the same transaction as its effects. A handler that
+raises gets its job rescheduled with a backoff, so nothing accepted is ever dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from app.context import Context
+from app.db import unit_of_work
+from app.jobs import queue
+from app.jobs.queue import ClaimedJob
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Context, ClaimedJob], Awaitable[None]]
+MAX_BACKOFF = 3600.0
+
+
+def crash_backoff(attempts: int) -> float:
+    """Delay before a job whose handler crashed runs again: 2, 4, 8 … seconds, at most an hour."""
+    return float(min(2 ** min(attempts, 12), MAX_BACKOFF))
+
+
+class Worker:
+    def __init__(
+        self,
+        context: Context,
+        handlers: dict[str, Handler],
+        *,
+        concurrency: int = 16,
+        poll_interval: float = 1.0,
+        lease: timedelta = queue.LEASE,
+    ) -> None:
+        self.context, self.handlers = context, handlers
+        self.concurrency, self.poll_interval, self.lease = concurrency, poll_interval, lease
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self, grace: float = 10.0) -> None:
+        """Run until `stop()`; then finish what is held within `grace` seconds, release the rest."""
+        await self._listen()
+        heartbeat = asyncio.create_task(self._heartbeat_loop())
+        try:
+            while not self._stopping.is_set():
+                await self._fill()
+                await self._idle()
+        finally:
+            heartbeat.cancel()
+            await self._shutdown(grace)
+            await self._unlisten()
+
+    async def drain(self) -> int:
+        """Run every job that is due now, until none is left; return how many ran (for tests)."""
+        total = 0
+        while claimed := await self._claim(self.concurrency):
+            await asyncio.gather(*(self._execute(job) for job in claimed))
+            total += len(claimed)
+        return total
+
+    async def _fill(self) -> None:
+        free = self.concurrency - len(self._running)
+        if free <= 0:
+            return
+        try:
+            claimed = await self._claim(free)
+        except Exception:
+            log.exception("claiming jobs failed; will try again")
+            return
+        for job in claimed:
+            task = asyncio.create_task(self._execute(job))
+            self._running[job.id] = task
+            task.add_done_callback(functools.partial(self._done, job.id))
+        if len(claimed) == free:
+            self._wake.set()  # there may be more: claim again as soon as a slot frees
+
+    def _done(self, job_id: int, _: object = None) -> None:
+        self._running.pop(job_id, None)
+        self._wake.set()
+
+    async def _idle(self) -> None:
+        if self.concurrency - len(self._running) <= 0:
+            self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        self._wake.clear()
+
+    async def _claim(self, limit: int) -> list[ClaimedJob]:
+        now = self.context.clock.now()
+        async with unit_of_work(self.context.sessions) as session:
+            return await queue.claim(session, self.id, now, limit, self.lease)
+
+    async def _execute(self, job: ClaimedJob) -> None:
+        handler = self.handlers.get(job.kind)
+        try:
+            if handler is None:
+                raise LookupError(f"no handler for job kind {job.kind!r}")
+            await handler(self.context, job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("job %s (%s) failed", job.id, job.kind)
+            await self._reschedule_after_crash(job, exc)
+
+    async def _reschedule_after_crash(self, job: ClaimedJob, exc: Exception) -> None:
+        run_at = self.context.clock.now() + timedelta(seconds=crash_backoff(job.attempts))
+        with contextlib.suppress(Exception):  # if even this fails, the lease runs out instead
+            async with unit_of_work(self.context.sessions) as session:
+                await queue.reschedule(session, job.id, run_at, f"{type(exc).__name__}: {exc}")
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            with contextlib.suppress(Exception):
+                await self.heartbeat()
+
+    async def heartbeat(self) -> None:
+        async with unit_of_work(self.context.sessions) as session:
+            now = self.context.clock.now()
+            await queue.heartbeat(session, self.id, list(self._running), now, self.lease)
+
+    async def _shutdown(self, grace: float) -> None:
+        tasks = list(self._running.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            held = [job_id for job_id, task in self._running.items() if task in pending]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                async with unit_of_work(self.context.sessions) as session:
+                    await queue.release(session, self.id, held)
+
+    async def _listen(self) -> None:
+        """LISTEN for wake-ups on a connection of its own; polling covers any gap."""
+        try:
+            self._listener = await asyncpg.connect(self.context.database_url, timeout=5)
+            await self._listener.add_listener(queue.WAKE_CHANNEL, self._on_notify)
+        except Exception:
+            log.warning("LISTEN unavailable; the worker polls every %ss", self.poll_interval)
+            self._listener = None
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _unlisten(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close(timeout=2)
+
+
+class Waker:
+    """Wakes workers after jobs are committed: the ones in this process at once, the others
+    with one NOTIFY per burst (coalesced), not one per job."""
+
+    def __init__(self, context: Context, local: list[Worker], min_interval: float = 0.005) -> None:
+        self.context, self.local, self.min_interval = context, local, min_interval
+        self._pending = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        for worker in self.local:
+            worker.wake()
+        self._pending.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._notify_loop())
+
+    async def _notify_loop(self) -> None:
+        while self._pending.is_set():
+            self._pending.clear()
+            with contextlib.suppress(Exception):
+                async with unit_of_work(self.context.sessions) as session:
+                    await queue.wake_workers(session)
+            await asyncio.sleep(self.min_interval)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)

@@ -1,0 +1,95 @@
+"""The StoreKit 2 API (SPEC §3): thin handlers over app.purchases.service."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Header, Path, status
+
+from app.auth import PublisherOrCustomer
+from app.db import after_commit
+from app.deps import Ctx, Session
+from app.models import Synchronization
+from app.purchases import service
+from app.purchases.schemas import Accepted, PurchaseRequest, Status, SynchronizationAnswer
+
+router = APIRouter(tags=["storekit2"])
+
+CorrelationId = Annotated[
+    str | None,
+    Header(alias="Correlation-Id", min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$"),
+]
+SyncIdPath = Annotated[str, Path(alias="synchronizationId", min_length=1, max_length=256)]
+
+
+async def _start(
+    kind: str,
+    body: PurchaseRequest,
+    caller: PublisherOrCustomer,
+    session: Session,
+    context: Ctx,
+    correlation_id: str | None,
+) -> Accepted:
+    now = context.clock.now()
+    sync_id = await service.start_sync(session, caller, body, correlation_id, kind, now)
+    if context.waker is not None:
+        after_commit(session, context.waker.poke)
+    return Accepted(synchronization_id=sync_id)
+
+
+@router.post(
+    "/storekit2/purchases",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="registerPurchase",
+)
+async def register_purchase(
+    body: PurchaseRequest,
+    caller: PublisherOrCustomer,
+    session: Session,
+    context: Ctx,
+    correlation_id: CorrelationId = None,
+) -> Accepted:
+    return await _start(service.REGISTER, body, caller, session, context, correlation_id)
+
+
+@router.post(
+    "/storekit2/purchases/transfers",
+    status_code=status.HTTP_202_ACCEPTED,
+    operation_id="transferPurchase",
+)
+async def transfer_purchase(
+    body: PurchaseRequest,
+    caller: PublisherOrCustomer,
+    session: Session,
+    context: Ctx,
+    correlation_id: CorrelationId = None,
+) -> Accepted:
+    return await _start(service.TRANSFER, body, caller, session, context, correlation_id)
+
+
+def _answer(sync: Synchronization) -> SynchronizationAnswer:
+    finalized = sync.status == "finalized"
+    return SynchronizationAnswer(
+        synchronization_id=sync.id,
+        status=cast(Status, sync.status),
+        transaction_id=sync.transaction_id,
+        original_transaction_id=sync.original_transaction_id,
+        cleeng_customer_id=sync.customer_id,
+        access_granted=sync.access_granted if finalized else None,
+        offer_id=sync.offer_id if finalized and sync.access_granted else None,
+        result=sync.result if finalized else None,
+        correlation_id=sync.correlation_id,
+        created_at=sync.created_at,
+        updated_at=sync.updated_at,
+    )
+
+
+@router.get(
+    "/purchases/synchronizations/{synchronizationId}",
+    operation_id="getSynchronization",
+    response_model_exclude_none=True,
+)
+async def get_synchronization(
+    sync_id: SyncIdPath, caller: PublisherOrCustomer, session: Session
+) -> SynchronizationAnswer:
+    return _answer(await service.get_sync(session, caller, sync_id))

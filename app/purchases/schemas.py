@@ -1,0 +1,50 @@
+"""Bodies and answers of the StoreKit 2 API (SPEC §3)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from ipaddress import IPv4Address, IPv6Address
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictInt, StringConstraints
+
+from app.schemas import ApiModel, ApiResponse
+
+TransactionId = Annotated[str, StringConstraints(pattern=r"^\d{1,32}$")]
+Status = Literal["processing", "retrying", "finalized"]
+
+
+class PurchaseRequest(ApiModel):
+    cleeng_customer_id: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
+    transaction_id: TransactionId
+    ip_address: IPv4Address | IPv6Address | None = None
+
+    def fingerprint(self, kind: str) -> str:
+        """What a replay with the same Correlation-Id must repeat exactly."""
+        canonical = {
+            "kind": kind,
+            "cleengCustomerId": self.cleeng_customer_id,
+            "transactionId": self.transaction_id,
+            "ipAddress": str(self.ip_address) if self.ip_address else None,
+        }
+        return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+class Accepted(ApiResponse):
+    synchronization_id: str
+
+
+class SynchronizationAnswer(ApiResponse):
+    synchronization_id: str
+    status: Status
+    transaction_id: str
+    original_transaction_id: str | None = None
+    cleeng_customer_id: int
+    access_granted: bool | None = None
+    offer_id: str | None = None
+    result: str | None = None
+    correlation_id: str | None = None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,186 @@
+"""The sync job: ask Apple, decide, and finalize in one transaction (SPEC §3, DESIGN decisions 2-4).
+
+Apple is called with no transaction open. Finalizing locks the purchase (an advisory lock on
+publisher + originalTransactionId) and the sync row, and returns early when the sync is already
+final: a job may run twice, its effects happen once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.apple.client import Integration
+from app.apple.transactions import AppleFinal, ApplePurchase, AppleTransient, fetch_purchase
+from app.context import Context
+from app.db import after_commit, unit_of_work
+from app.jobs import queue
+from app.jobs.queue import ClaimedJob
+from app.logs import sync_id_var
+from app.models import OfferProduct, StoreKit2Integration, Synchronization
+from app.purchases import ownership
+from app.purchases.outcome import decide
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = "APPLE_UNAVAILABLE"
+
+
+@dataclass(frozen=True)
+class SyncRef:
+    publisher_id: int
+    sync_id: str
+    job_id: int
+
+
+async def run_sync_job(context: Context, job: ClaimedJob) -> None:
+    ref = SyncRef(int(job.payload["publisherId"]), str(job.payload["synchronizationId"]), job.id)
+    token = sync_id_var.set(ref.sync_id)
+    try:
+        await run_sync(context, ref)
+    finally:
+        sync_id_var.reset(token)
+
+
+async def run_sync(context: Context, ref: SyncRef) -> None:
+    loaded = await _load(context, ref)
+    if loaded is None:
+        return
+    sync, integration = loaded
+    if integration is None:
+        await _transient(context, ref, AppleTransient("the StoreKit 2 integration is not active"))
+        return
+    assert context.apple is not None
+    try:
+        purchase = await fetch_purchase(context.apple, integration, sync.transaction_id)
+    except AppleTransient as exc:
+        await _transient(context, ref, exc)
+        return
+    except AppleFinal as exc:
+        await _finalize_without_purchase(context, ref, exc.result, str(exc))
+        return
+    await _finalize(context, ref, purchase)
+
+
+async def _load(
+    context: Context, ref: SyncRef
+) -> tuple[Synchronization, Integration | None] | None:
+    """The sync and its publisher's integration; None (job done) when the sync is already final."""
+    async with unit_of_work(context.sessions) as session:
+        sync = await session.get(Synchronization, (ref.publisher_id, ref.sync_id))
+        if sync is None or sync.status == "finalized":
+            await queue.complete(session, ref.job_id)
+            return None
+        row = await session.get(StoreKit2Integration, ref.publisher_id)
+        if row is None or not row.active:
+            return sync, None
+        return sync, _integration(context, row)
+
+
+def _integration(context: Context, row: StoreKit2Integration) -> Integration:
+    return Integration(
+        publisher_id=row.publisher_id,
+        bundle_id=row.bundle_id,
+        app_apple_id=row.app_apple_id,
+        issuer_id=row.issuer_id,
+        key_id=row.key_id,
+        private_key=context.secrets.decrypt(row.private_key_encrypted),
+        environment=row.environment,
+        updated_at=row.updated_at,
+    )
+
+
+async def _lock_sync(session: AsyncSession, ref: SyncRef) -> Synchronization | None:
+    """The sync row, locked; None when it is already final (and then the job is done)."""
+    sync = await session.get(
+        Synchronization,
+        (ref.publisher_id, ref.sync_id),
+        with_for_update=True,
+        populate_existing=True,
+    )
+    if sync is None or sync.status == "finalized":
+        await queue.complete(session, ref.job_id)
+        return None
+    return sync
+
+
+async def _lock_purchase(session: AsyncSession, publisher_id: int, original: str) -> None:
+    key = f"{publisher_id}:{original}"
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+    )
+
+
+async def _offer_for(session: AsyncSession, publisher_id: int, product_id: str) -> str | None:
+    return await session.scalar(
+        select(OfferProduct.offer_id).where(
+            OfferProduct.publisher_id == publisher_id, OfferProduct.product_id == product_id
+        )
+    )
+
+
+def _wake_after_commit(context: Context, session: AsyncSession) -> None:
+    if context.waker is not None:
+        after_commit(session, context.waker.poke)
+
+
+async def _finalize(context: Context, ref: SyncRef, purchase: ApplePurchase) -> None:
+    now = context.clock.now()
+    async with unit_of_work(context.sessions) as session:
+        await _lock_purchase(session, ref.publisher_id, purchase.original_transaction_id)
+        sync = await _lock_sync(session, ref)
+        if sync is None:
+            return
+        offer_id = await _offer_for(session, ref.publisher_id, purchase.product_id)
+        outcome = decide(purchase, offer_id, now)
+        await ownership.apply(session, sync, purchase, offer_id, outcome, now)
+        await queue.complete(session, ref.job_id)
+        _wake_after_commit(context, session)
+    log.info("sync finalized", extra={"fields": {"result": sync.result}})
+
+
+async def _finalize_without_purchase(
+    context: Context, ref: SyncRef, result: str, reason: str
+) -> None:
+    now = context.clock.now()
+    async with unit_of_work(context.sessions) as session:
+        sync = await _lock_sync(session, ref)
+        if sync is None:
+            return
+        sync.last_error = reason
+        await ownership.finish_without_purchase(session, sync, result, now)
+        await queue.complete(session, ref.job_id)
+        _wake_after_commit(context, session)
+    log.info("sync finalized", extra={"fields": {"result": result, "reason": reason}})
+
+
+def retry_delay(
+    schedule: tuple[float, ...], attempts: int, retry_after: float | None
+) -> float | None:
+    """Seconds before try `attempts + 1`, or None when the schedule is exhausted."""
+    if attempts > len(schedule):
+        return None
+    return max(schedule[attempts - 1], retry_after or 0.0)
+
+
+async def _transient(context: Context, ref: SyncRef, exc: AppleTransient) -> None:
+    now = context.clock.now()
+    async with unit_of_work(context.sessions) as session:
+        sync = await _lock_sync(session, ref)
+        if sync is None:
+            return
+        sync.attempts += 1
+        delay = retry_delay(context.settings.sync_retry_schedule, sync.attempts, exc.retry_after)
+        if delay is None:
+            sync.last_error = str(exc)
+            await ownership.finish_without_purchase(session, sync, UNAVAILABLE, now)
+            await queue.complete(session, ref.job_id)
+            _wake_after_commit(context, session)
+            return
+        sync.status, sync.last_error, sync.updated_at = "retrying", str(exc), now
+        await queue.reschedule(session, ref.job_id, now + timedelta(seconds=delay), str(exc))
+    log.info("sync will retry", extra={"fields": {"attempts": sync.attempts, "reason": str(exc)}})

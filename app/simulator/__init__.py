@@ -1,0 +1,9 @@
+"""The App Store simulator: Apple's App Store Server API and notifications, with its own chain.
+
+See ``app.simulator.apple_api`` for the paths it serves and ``app.simulator.server`` to run it.
+"""
+
+from app.simulator.application import create_app
+from app.simulator.state import SimulatorState
+
+__all__ = ["SimulatorState", "create_app"]

@@ -1,0 +1,56 @@
+"""The simulator's ASGI app: Apple's paths, the same under ``/sandbox`` and ``/production``, and ``/sim``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from app.simulator import control, control_tools
+from app.simulator.apple_api import build_router
+from app.simulator.errors import EarlyAnswer
+from app.simulator.faults import DropConnectionMiddleware
+from app.simulator.model import Environment
+from app.simulator.notifications import Notifier
+from app.simulator.state import SimulatorState
+
+DESCRIPTION = (
+    "Stands in for Apple's App Store Server API (same paths, authentication, errors and "
+    "signatures, with its own certificate chain) and posts App Store Server Notifications V2. "
+    "Control it under /sim."
+)
+
+
+async def _early_answer(_: Request, error: Exception) -> Response:
+    assert isinstance(error, EarlyAnswer)
+    return error.response
+
+
+async def _healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def create_app(state: SimulatorState | None = None) -> FastAPI:
+    """The simulator, over ``state`` (a new one, with a new certificate chain, by default)."""
+    state = state if state is not None else SimulatorState()
+    notifier = Notifier(state.notification_timeout)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await notifier.aclose()
+
+    app = FastAPI(title="App Store simulator", description=DESCRIPTION, lifespan=lifespan)
+    app.state.simulator = state
+    app.state.notifier = notifier
+    app.add_middleware(DropConnectionMiddleware)
+    app.add_exception_handler(EarlyAnswer, _early_answer)
+    app.include_router(build_router(None))
+    app.include_router(build_router(Environment.SANDBOX), prefix="/sandbox")
+    app.include_router(build_router(Environment.PRODUCTION), prefix="/production")
+    app.include_router(control.router)
+    app.include_router(control_tools.router)
+    app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["simulator"])
+    return app

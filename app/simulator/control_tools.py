@@ -1,0 +1,85 @@
+"""Control API, part two: notifications, faults, the root certificate, reset (``/sim``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from app.simulator.deps import NotifierDep, State
+from app.simulator.faults import Fault
+from app.simulator.notifications import deliver
+from app.simulator.schemas import FaultCreate, FaultOut, NotificationOut
+from app.simulator.views import fault_out, notification_out
+
+router = APIRouter(prefix="/sim", tags=["simulator"])
+
+
+@router.get("/notifications")
+async def list_notifications(
+    state: State, bundle_id: Annotated[str | None, Query(alias="bundleId")] = None
+) -> list[NotificationOut]:
+    """Every notification sent, oldest first, with its delivery attempts."""
+    records = state.notifications.values()
+    return [notification_out(r) for r in records if bundle_id in (None, r.bundle_id)]
+
+
+@router.post("/notifications/{notification_uuid}/resend")
+async def resend_notification(
+    notification_uuid: str, state: State, notifier: NotifierDep
+) -> NotificationOut:
+    """Post the same signed payload again (same ``notificationUUID``), to test deduplication."""
+    record = state.notifications.get(notification_uuid)
+    if record is None:
+        raise HTTPException(404, f"no notification {notification_uuid}")
+    await deliver(state, notifier, record)
+    return notification_out(record)
+
+
+@router.post("/faults", status_code=201)
+async def add_fault(body: FaultCreate, state: State) -> FaultOut:
+    """Make Apple's paths fail: all calls, or only those about one purchase; a share; n times."""
+    fault = Fault(
+        fault_id=state.faults.new_id(),
+        kind=body.kind,
+        transaction_id=body.transaction_id,
+        share=body.share,
+        times=body.times,
+        delay_seconds=body.delay_seconds,
+        retry_after_ms=body.retry_after_ms,
+    )
+    state.faults.add(fault)
+    return fault_out(fault)
+
+
+@router.get("/faults")
+async def list_faults(state: State) -> list[FaultOut]:
+    return [fault_out(f) for f in state.faults.all()]
+
+
+@router.delete("/faults", status_code=204)
+async def clear_faults(state: State) -> None:
+    state.faults.clear()
+
+
+@router.delete("/faults/{fault_id}", status_code=204)
+async def remove_fault(fault_id: str, state: State) -> None:
+    if not state.faults.remove(fault_id):
+        raise HTTPException(404, f"no fault {fault_id}")
+
+
+@router.get("/root.der", response_class=Response)
+async def root_der(state: State) -> Response:
+    """The root certificate to trust (``APPLE_ROOT_CERTIFICATES``), DER."""
+    return Response(state.chain.root_der, media_type="application/pkix-cert")
+
+
+@router.get("/root.pem", response_class=Response)
+async def root_pem(state: State) -> Response:
+    return Response(state.chain.root_pem, media_type="application/x-pem-file")
+
+
+@router.post("/reset", status_code=204)
+async def reset(state: State) -> None:
+    """Forget apps, purchases, faults and notifications; the certificate chain stays."""
+    state.reset()

@@ -1,0 +1,85 @@
+"""Apple's decoded payloads (JWSTransaction, JWSRenewalInfo) and their cached signatures."""
+
+from __future__ import annotations
+
+from app.simulator.model import Phase, Purchase, Transaction
+from app.simulator.signing import JwsSigner
+
+STOREFRONT = "USA"
+STOREFRONT_ID = "143441"
+IN_APP_OWNERSHIP = "PURCHASED"
+# Apple keeps retrying the payment during a billing grace period too.
+_RETRYING = (Phase.BILLING_RETRY, Phase.GRACE_PERIOD)
+
+
+def _without_none(values: dict[str, object]) -> dict[str, object]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def transaction_payload(purchase: Purchase, transaction: Transaction) -> dict[str, object]:
+    """The decoded JWSTransaction: fields Apple omits when empty are left out."""
+    subscription = purchase.is_subscription
+    return _without_none(
+        {
+            "transactionId": transaction.transaction_id,
+            "originalTransactionId": purchase.original_transaction_id,
+            "webOrderLineItemId": transaction.web_order_line_item_id,
+            "bundleId": purchase.bundle_id,
+            "productId": purchase.product_id,
+            "subscriptionGroupIdentifier": (
+                purchase.subscription_group_identifier if subscription else None
+            ),
+            "purchaseDate": transaction.purchase_date,
+            "originalPurchaseDate": purchase.original.purchase_date,
+            "expiresDate": transaction.expires_date,
+            "quantity": purchase.quantity,
+            "type": purchase.product_type.apple_name,
+            "appAccountToken": purchase.app_account_token,
+            "inAppOwnershipType": IN_APP_OWNERSHIP,
+            "signedDate": transaction.signed_date,
+            "environment": purchase.environment.value,
+            "transactionReason": transaction.reason,
+            "storefront": STOREFRONT,
+            "storefrontId": STOREFRONT_ID,
+            "price": purchase.price,
+            "currency": purchase.currency,
+            "offerType": purchase.offer_type,
+            "revocationDate": transaction.revocation_date,
+            "revocationReason": transaction.revocation_reason,
+        }
+    )
+
+
+def renewal_payload(purchase: Purchase) -> dict[str, object]:
+    """The decoded JWSRenewalInfo of an auto-renewable subscription."""
+    return _without_none(
+        {
+            "originalTransactionId": purchase.original_transaction_id,
+            "productId": purchase.product_id,
+            "autoRenewProductId": purchase.product_id,
+            "autoRenewStatus": 1 if purchase.auto_renew else 0,
+            "expirationIntent": purchase.expiration_intent,
+            "isInBillingRetryPeriod": purchase.phase in _RETRYING,
+            "gracePeriodExpiresDate": purchase.grace_period_expires_date,
+            "renewalDate": purchase.latest.expires_date,
+            "recentSubscriptionStartDate": purchase.original.purchase_date,
+            "renewalPrice": purchase.price,
+            "currency": purchase.currency,
+            "appAccountToken": purchase.app_account_token,
+            "signedDate": purchase.renewal_signed_date,
+            "environment": purchase.environment.value,
+        }
+    )
+
+
+def signed_transaction(signer: JwsSigner, purchase: Purchase, transaction: Transaction) -> str:
+    """The transaction's JWS, signed again only after it changed."""
+    if transaction.signed is None:
+        transaction.signed = signer.sign(transaction_payload(purchase, transaction))
+    return transaction.signed
+
+
+def signed_renewal_info(signer: JwsSigner, purchase: Purchase) -> str:
+    if purchase.renewal_signed is None:
+        purchase.renewal_signed = signer.sign(renewal_payload(purchase))
+    return purchase.renewal_signed

@@ -1,0 +1,142 @@
+"""Everything the simulator holds, in memory: its chain, apps and keys, purchases, faults, notifications."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from app.simulator.certs import CertificateChain, generate_chain
+from app.simulator.faults import FaultBook
+from app.simulator.model import App, NotificationRecord, Purchase, Transaction
+from app.simulator.signing import JwsSigner
+
+FIRST_TRANSACTION_ID = 2_000_000_000_000_000
+FIRST_WEB_ORDER_LINE_ITEM_ID = 1_000_000_000_000_000
+TOKEN_CACHE_SIZE = 10_000
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Conflict(Exception):
+    """A registration that contradicts what is registered."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An App Store Connect API key: it belongs to an issuer and signs the bearer tokens."""
+
+    key_id: str
+    issuer_id: str
+    public_key: ec.EllipticCurvePublicKey
+
+
+class TokenCache:
+    """Bearer tokens already verified: token -> (bundleId, exp in Unix seconds)."""
+
+    def __init__(self, size: int = TOKEN_CACHE_SIZE) -> None:
+        self._size = size
+        self._tokens: dict[str, tuple[str, float]] = {}
+
+    def get(self, token: str) -> str | None:
+        entry = self._tokens.get(token)
+        if entry is None or entry[1] <= time.time():
+            return None
+        return entry[0]
+
+    def put(self, token: str, bundle_id: str, expires_at: float) -> None:
+        if len(self._tokens) >= self._size:
+            self._tokens.clear()
+        self._tokens[token] = (bundle_id, expires_at)
+
+    def clear(self) -> None:
+        self._tokens.clear()
+
+
+class SimulatorState:
+    """The simulator's memory. ``clock`` returns "now" in Unix milliseconds (default: wall clock)."""
+
+    def __init__(
+        self,
+        chain: CertificateChain | None = None,
+        *,
+        clock: Callable[[], int] = wall_clock_ms,
+        seed: int | None = None,
+        default_notification_url: str | None = None,
+        notification_timeout: float = 10.0,
+    ) -> None:
+        self.chain = chain if chain is not None else generate_chain()
+        self.signer = JwsSigner(self.chain)
+        self.clock = clock
+        self.faults = FaultBook(random.Random(seed))  # noqa: S311 - not for security
+        self.tokens = TokenCache()
+        self.default_notification_url = default_notification_url
+        self.notification_timeout = notification_timeout
+        self._transaction_ids = itertools.count(FIRST_TRANSACTION_ID)
+        self._line_item_ids = itertools.count(FIRST_WEB_ORDER_LINE_ITEM_ID)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget apps, keys, purchases, faults and notifications; keep the chain and id counters."""
+        self.apps: dict[str, App] = {}
+        self.keys: dict[str, ApiKey] = {}
+        self.purchases: dict[str, Purchase] = {}
+        self.notifications: dict[str, NotificationRecord] = {}
+        self._originals: dict[str, str] = {}
+        self.faults.clear()
+        self.tokens.clear()
+
+    def now(self) -> int:
+        return self.clock()
+
+    def next_transaction_id(self) -> str:
+        return str(next(self._transaction_ids))
+
+    def next_web_order_line_item_id(self) -> str:
+        return str(next(self._line_item_ids))
+
+    def register_app(self, app: App) -> None:
+        """Add or replace an app; its key id may serve several apps of the same issuer."""
+        key = self.keys.get(app.key_id)
+        if key is not None and not _same_key(key, app):
+            raise Conflict(f"key {app.key_id} is registered with another issuer or public key")
+        self.keys[app.key_id] = ApiKey(app.key_id, app.issuer_id, app.public_key)
+        self.apps[app.bundle_id] = app
+        self.tokens.clear()
+
+    def notification_url(self, bundle_id: str) -> str | None:
+        app = self.apps.get(bundle_id)
+        url = app.notification_url if app is not None else None
+        return url or self.default_notification_url
+
+    def add_purchase(self, purchase: Purchase) -> None:
+        self.purchases[purchase.original_transaction_id] = purchase
+        for transaction in purchase.transactions:
+            self._originals[transaction.transaction_id] = purchase.original_transaction_id
+
+    def add_transaction(self, purchase: Purchase, transaction: Transaction) -> None:
+        purchase.transactions.append(transaction)
+        self._originals[transaction.transaction_id] = purchase.original_transaction_id
+
+    def find(self, transaction_id: str) -> tuple[Purchase, Transaction] | None:
+        """The purchase holding ``transaction_id`` (original or renewal) and that transaction."""
+        original = self._originals.get(transaction_id)
+        if original is None:
+            return None
+        purchase = self.purchases[original]
+        found = next(t for t in purchase.transactions if t.transaction_id == transaction_id)
+        return purchase, found
+
+    def same_purchase(self, transaction_id: str, other_id: str) -> bool:
+        original = self._originals.get(transaction_id, transaction_id)
+        return original == self._originals.get(other_id, other_id)
+
+
+def _same_key(key: ApiKey, app: App) -> bool:
+    return key.issuer_id == app.issuer_id and key.public_key == app.public_key

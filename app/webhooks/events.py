@@ -1,0 +1,52 @@
+"""Webhook events: written in the transaction that caused them (SPEC §5, DESIGN decision 6).
+
+`emit` is the one way the rest of the service announces something to a publisher's webhooks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import WebhookEvent
+
+TOPICS = (
+    "inappPurchaseSyncResult",
+    "inappPurchaseValidationSucceeded",
+    "inappPurchaseValidationFailed",
+    "subscriptionCreated",
+    "subscriptionTerminated",
+    "subscriptionRenewed",
+    "subscriptionExpired",
+    "subscriptionAutoRenewChanged",
+)
+
+
+async def emit(
+    session: AsyncSession,
+    publisher_id: int,
+    topic: str,
+    data: dict[str, Any],
+    now: datetime,
+    *,
+    synchronization_id: str | None = None,
+) -> int:
+    """Record one event in the caller's transaction and return its id."""
+    if topic not in TOPICS:
+        raise ValueError(f"unknown webhook topic {topic!r}")
+    event_id = await session.scalar(
+        insert(WebhookEvent)
+        .values(
+            publisher_id=publisher_id,
+            topic=topic,
+            payload=data,
+            synchronization_id=synchronization_id,
+            created_at=now,
+        )
+        .returning(WebhookEvent.id)
+    )
+    assert event_id is not None
+    return int(event_id)
