@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 from fastapi import FastAPI
+from starlette.types import Message
 
 from tests.conftest import ADMIN
 
@@ -147,10 +148,10 @@ async def test_answer_is_sent_only_after_commit(app: FastAPI) -> None:
         "server": ("service", 80),
     }
 
-    async def receive() -> dict[str, object]:
+    async def receive() -> Message:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
             assert message["status"] == 201
             seen_at_start.append(await count())

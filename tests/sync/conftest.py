@@ -62,8 +62,12 @@ def settings(
 
 
 @pytest.fixture
-def worker(app: FastAPI) -> Worker:
-    return Worker(app.state.context, job_handlers(), concurrency=8)
+async def worker(app: FastAPI) -> Worker:
+    """A worker to run due jobs with `drain()`, over a queue emptied of other tests' jobs."""
+    context: Context = app.state.context
+    async with context.engine.begin() as connection:
+        await connection.exec_driver_sql("DELETE FROM jobs")
+    return Worker(context, job_handlers(), concurrency=8)
 
 
 def _key_id() -> str:
@@ -134,7 +138,7 @@ class Shop:
                 " WHERE publisher_id = $1 AND synchronization_id = $2 ORDER BY id",
                 (self.publisher.id, sync_id),
             )
-            return [(str(topic), dict(payload)) for topic, payload in rows]
+            return [(str(topic), dict(payload)) for topic, payload in map(tuple, rows)]
 
     async def subscriptions(self, **params: Any) -> dict[str, Any]:
         answer = await self.client.get(
