@@ -16,7 +16,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     LOG_FORMAT=json \
     DATA_DIR=/var/lib/storekit-sync
-RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/storekit-sync storekit
+RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/storekit-sync storekit \
+ && mkdir /certs && chown storekit /certs
+# /certs: where the simulator keeps its certificate chain (a named volume inherits this owner)
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /src /src
 WORKDIR /var/lib/storekit-sync

@@ -56,6 +56,16 @@ def cmd_simulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dev(args: argparse.Namespace) -> int:
+    from app.devmode import run_dev
+    from app.migrate import migrate
+
+    migrate(_database_url())
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    run_dev(host=args.host, port=args.port, sim_port=args.simulator_port)
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -109,6 +119,14 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="apply the database migrations")
     migrate.set_defaults(func=cmd_migrate)
+
+    dev = commands.add_parser(
+        "dev", help="everything embedded: database, simulator, demo publisher"
+    )
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--simulator-port", type=int, default=9000)
+    dev.set_defaults(func=cmd_dev)
 
     simulator = commands.add_parser("simulator", help="the built-in App Store simulator")
     simulator.add_argument("--host", default="127.0.0.1")

@@ -37,6 +37,13 @@ def start_embedded(data_dir: Path) -> str:
     return str(_embedded[pgdata].get_uri())
 
 
+def stop_embedded() -> None:
+    """Leave every embedded server this process joined (the last user stops it) now, not at exit."""
+    while _embedded:
+        _, server = _embedded.popitem()
+        server.cleanup()
+
+
 def _join_embedded(pgdata: Path) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset

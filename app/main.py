@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -19,12 +19,18 @@ from app.clock import Clock
 from app.config import Settings, get_settings
 from app.context import Context, build_context
 from app.db import is_database_outage
-from app.deps import Ctx
+from app.deps import Ctx, Session
 from app.entitlements.router import router as entitlements_router
 from app.logs import configure_logging
+from app.metrics import RequestMetrics
+from app.metrics import render as render_metrics
 from app.middleware import BodyLimit, ErrorBoundary, RequestContext
+from app.openapi import PUBLIC, error_responses
+from app.openapi import install as install_openapi
 from app.purchases.router import router as purchases_router
 from app.runtime import Runtime
+from app.webhooks.router import deliveries_router as webhook_deliveries_router
+from app.webhooks.router import router as webhooks_router
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +99,12 @@ def _operations(app: FastAPI) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], operation_id="ready")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        operation_id="ready",
+        responses=error_responses(common=PUBLIC),
+    )
     async def readyz(context: Ctx) -> JSONResponse:
         try:
             async with context.engine.connect() as connection:
@@ -103,6 +114,11 @@ def _operations(app: FastAPI) -> None:
                 raise
             return _error_response(errors.ServiceUnavailable())
         return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["operations"], operation_id="metrics", response_class=Response)
+    async def metrics(session: Session, context: Ctx) -> Response:
+        body, content_type = await render_metrics(session, context.clock.now().timestamp())
+        return Response(body, media_type=content_type)
 
     @app.get("/.well-known/jwks.json", tags=["auth"], operation_id="jwks")
     async def jwks(context: Ctx) -> dict[str, list[dict[str, str]]]:
@@ -125,8 +141,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.add_middleware(ErrorBoundary)
     app.add_middleware(RequestContext)
     app.add_middleware(BodyLimit)
+    app.add_middleware(RequestMetrics)
+    install_openapi(app)
     _operations(app)
     app.include_router(admin_router)
+    app.include_router(webhooks_router)
+    app.include_router(webhook_deliveries_router)
     app.include_router(purchases_router)
     app.include_router(entitlements_router)
     return app

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
@@ -11,6 +10,7 @@ from app.apple.client import AppleGateway
 from app.context import Context
 from app.jobs.handlers import job_handlers
 from app.jobs.worker import Waker, Worker
+from app.webhooks.sending import start_http_client, stop_http_client
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ class Runtime:
     async def start(self, *, run_worker: bool | None = None) -> None:
         context = self.context
         context.apple = AppleGateway(context.settings)
+        start_http_client(context)  # webhook deliveries
         if context.settings.run_worker if run_worker is None else run_worker:
             self.worker = Worker(
                 context,
@@ -48,8 +49,9 @@ class Runtime:
     async def stop(self) -> None:
         if self.worker is not None and self._worker_task is not None:
             self.worker.stop()
-            with contextlib.suppress(Exception):
-                await self._worker_task
+            # Cancelled already when the event loop is being torn down: nothing left to wait for.
+            await asyncio.gather(self._worker_task, return_exceptions=True)
+        await stop_http_client(self.context)
         if self.context.waker is not None:
             await self.context.waker.close()
         if self.context.apple is not None:

@@ -158,3 +158,22 @@ async def test_answer_is_sent_only_after_commit(app: FastAPI) -> None:
 
     await app(scope, receive, send)
     assert seen_at_start == [before + 1]
+
+
+async def test_openapi_lists_each_endpoints_error_codes(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    register = document["paths"]["/storekit2/purchases"]["post"]
+    assert register["operationId"] == "registerPurchase"
+    codes = {
+        status: set(answer["content"]["application/json"]["examples"])
+        for status, answer in register["responses"].items()
+        if status.startswith(("4", "5"))
+    }
+    assert codes["400"] == {"REQ0001", "REQ0004"}
+    assert codes["409"] == {"SK2C0101"}
+    assert codes["422"] == {"SK2C0100"}
+    assert codes["500"] == {"SK2C0004", "S0001"}
+    for path in document["paths"].values():
+        for operation in path.values():
+            assert "HTTPValidationError" not in json.dumps(operation)
+    assert (await client.get("/docs")).status_code == 200

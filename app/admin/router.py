@@ -6,6 +6,7 @@ from typing import Annotated, cast
 
 from fastapi import APIRouter, Path, Response, status
 
+from app import errors as e
 from app.admin import service
 from app.admin.schemas import (
     OFFER_ID_PATTERN,
@@ -24,8 +25,12 @@ from app.admin.schemas import (
 from app.auth import MAX_ID, Admin, PublisherAccess, PublisherIdPath, issue_customer_jwt
 from app.deps import Ctx, Session
 from app.models import Customer, StoreKit2Integration
+from app.openapi import error_responses
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+
+WITH_BODY = error_responses(e.InvalidBody, e.InvalidPathParameters, e.NotFound)
+WITHOUT_BODY = error_responses(e.InvalidPathParameters, e.NotFound)
 
 OfferIdPath = Annotated[str, Path(alias="offerId", pattern=OFFER_ID_PATTERN)]
 CustomerIdPath = Annotated[int, Path(alias="customerId", ge=1, le=MAX_ID)]
@@ -50,13 +55,22 @@ def _customer_answer(row: Customer) -> CustomerAnswer:
     )
 
 
-@router.post("/publishers", status_code=status.HTTP_201_CREATED, operation_id="createPublisher")
+@router.post(
+    "/publishers",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="createPublisher",
+    responses=error_responses(e.InvalidBody),
+)
 async def create_publisher(body: PublisherCreate, _: Admin, session: Session) -> PublisherCreated:
     publisher, token = await service.create_publisher(session, body.name)
     return PublisherCreated(publisher_id=publisher.id, name=publisher.name, publisher_token=token)
 
 
-@router.put("/publishers/{publisherId}/storekit2", operation_id="putStoreKit2Integration")
+@router.put(
+    "/publishers/{publisherId}/storekit2",
+    operation_id="putStoreKit2Integration",
+    responses=WITH_BODY,
+)
 async def put_storekit2(
     publisher_id: PublisherIdPath,
     body: StoreKit2Config,
@@ -68,7 +82,11 @@ async def put_storekit2(
     return _storekit2_answer(row)
 
 
-@router.get("/publishers/{publisherId}/storekit2", operation_id="getStoreKit2Integration")
+@router.get(
+    "/publishers/{publisherId}/storekit2",
+    operation_id="getStoreKit2Integration",
+    responses=WITHOUT_BODY,
+)
 async def get_storekit2(
     publisher_id: PublisherIdPath, _: PublisherAccess, session: Session
 ) -> StoreKit2Answer:
@@ -79,6 +97,7 @@ async def get_storekit2(
     "/publishers/{publisherId}/storekit2",
     status_code=status.HTTP_204_NO_CONTENT,
     operation_id="deactivateStoreKit2Integration",
+    responses=WITHOUT_BODY,
 )
 async def delete_storekit2(
     publisher_id: PublisherIdPath, _: PublisherAccess, session: Session
@@ -87,7 +106,9 @@ async def delete_storekit2(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.put("/publishers/{publisherId}/offers/{offerId}", operation_id="putOffer")
+@router.put(
+    "/publishers/{publisherId}/offers/{offerId}", operation_id="putOffer", responses=WITH_BODY
+)
 async def put_offer(
     publisher_id: PublisherIdPath,
     offer_id: OfferIdPath,
@@ -99,7 +120,7 @@ async def put_offer(
     return OfferAnswer(offer_id=offer.offer_id, title=offer.title, product_ids=products)
 
 
-@router.get("/publishers/{publisherId}/offers", operation_id="listOffers")
+@router.get("/publishers/{publisherId}/offers", operation_id="listOffers", responses=WITHOUT_BODY)
 async def list_offers(
     publisher_id: PublisherIdPath, _: PublisherAccess, session: Session
 ) -> OfferList:
@@ -112,6 +133,7 @@ async def list_offers(
     "/publishers/{publisherId}/customers",
     status_code=status.HTTP_201_CREATED,
     operation_id="createCustomer",
+    responses=WITH_BODY,
 )
 async def create_customer(
     publisher_id: PublisherIdPath, body: CustomerCreate, _: PublisherAccess, session: Session
@@ -119,7 +141,11 @@ async def create_customer(
     return _customer_answer(await service.create_customer(session, publisher_id, body))
 
 
-@router.get("/publishers/{publisherId}/customers/{customerId}", operation_id="getCustomer")
+@router.get(
+    "/publishers/{publisherId}/customers/{customerId}",
+    operation_id="getCustomer",
+    responses=WITHOUT_BODY,
+)
 async def get_customer(
     publisher_id: PublisherIdPath, customer_id: CustomerIdPath, _: PublisherAccess, session: Session
 ) -> CustomerAnswer:
@@ -130,6 +156,7 @@ async def get_customer(
     "/publishers/{publisherId}/customers/{customerId}/tokens",
     status_code=status.HTTP_201_CREATED,
     operation_id="createCustomerToken",
+    responses=WITHOUT_BODY,
 )
 async def create_customer_token(
     publisher_id: PublisherIdPath,

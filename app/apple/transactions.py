@@ -29,6 +29,7 @@ from appstoreserverlibrary.signed_data_verifier import (
 
 from app.apple.client import AppleGateway, Integration, retry_after
 from app.apple.verifier import millis_to_datetime
+from app.metrics import APPLE_CALLS, APPLE_LATENCY
 
 T = TypeVar("T")
 
@@ -141,13 +142,19 @@ def pick_verifier(
     return gateway.verifier(integration, environment)
 
 
-async def _call(coroutine: Any) -> Any:
+async def _call(operation: str, coroutine: Any) -> Any:
+    started, outcome = time.perf_counter(), "ok"
     try:
         return await coroutine
     except APIException as exc:
+        outcome = str(exc.raw_api_error or exc.http_status_code)
         raise classify(exc) from exc
     except httpx.TransportError as exc:
+        outcome = type(exc).__name__
         raise AppleTransient(f"Apple unreachable: {type(exc).__name__}") from exc
+    finally:
+        APPLE_CALLS.labels(operation, outcome).inc()
+        APPLE_LATENCY.labels(operation).observe(time.perf_counter() - started)
 
 
 async def _transaction_info(
@@ -158,7 +165,9 @@ async def _transaction_info(
     for environment in integration.environments():
         client = gateway.client(integration, environment)
         try:
-            response = await _call(client.get_transaction_info(transaction_id))
+            response = await _call(
+                "get_transaction_info", client.get_transaction_info(transaction_id)
+            )
             return environment, str(response.signedTransactionInfo)
         except AppleFinal as exc:
             last = exc
@@ -212,9 +221,8 @@ async def _with_status(
 ) -> ApplePurchase:
     """The subscription's current state: latest transaction, Apple's status, renewal info."""
     client = gateway.client(integration, environment)
-    response: StatusResponse = await _call(
-        client.get_all_subscription_statuses(purchase.transaction_id)
-    )
+    statuses = client.get_all_subscription_statuses(purchase.transaction_id)
+    response: StatusResponse = await _call("get_all_subscription_statuses", statuses)
     for group in response.data or []:
         for item in group.lastTransactions or []:
             if str(item.originalTransactionId) == purchase.original_transaction_id:

@@ -6,6 +6,7 @@ from typing import Annotated, cast
 
 from fastapi import APIRouter, Path, Query
 
+from app import errors as e
 from app.admin.schemas import OFFER_ID_PATTERN
 from app.auth import MAX_ID, CustomerCaller, PublisherCaller
 from app.deps import Ctx, Session
@@ -17,6 +18,7 @@ from app.entitlements.schemas import (
     SubscriptionStatus,
 )
 from app.models import Subscription
+from app.openapi import error_responses
 
 router = APIRouter(tags=["entitlements"])
 
@@ -28,7 +30,12 @@ def _entitlement(access: service.Access) -> Entitlement:
     return Entitlement(access_granted=access.granted, expires_at=expires)
 
 
-@router.get("/entitlements/{offerId}", operation_id="getMyEntitlement")
+@router.get(
+    "/entitlements/{offerId}",
+    operation_id="getMyEntitlement",
+    summary="The calling customer's access to an offer",
+    responses=error_responses(e.InvalidPathParameters),
+)
 async def my_entitlement(
     offer_id: OfferIdPath, caller: CustomerCaller, session: Session, context: Ctx
 ) -> Entitlement:
@@ -42,6 +49,8 @@ async def my_entitlement(
 @router.get(
     "/3.1/entitlements/customer_id/{customerId}/offer_id/{offerId}",
     operation_id="getCustomerEntitlement",
+    summary="A customer's access to an offer",
+    responses=error_responses(e.InvalidPathParameters, e.NotFound),
 )
 async def customer_entitlement(
     customer_id: Annotated[int, Path(alias="customerId", ge=1, le=MAX_ID)],
@@ -76,7 +85,12 @@ def _subscription(row: Subscription, status: str) -> SubscriptionAnswer:
     )
 
 
-@router.get("/3.1/subscriptions", operation_id="listSubscriptions")
+@router.get(
+    "/3.1/subscriptions",
+    operation_id="listSubscriptions",
+    summary="The publisher's subscriptions",
+    responses=error_responses(e.InvalidBody),
+)
 async def list_subscriptions(
     caller: PublisherCaller,
     session: Session,

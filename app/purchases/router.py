@@ -6,10 +6,12 @@ from typing import Annotated, cast
 
 from fastapi import APIRouter, Header, Path, status
 
+from app import errors as e
 from app.auth import PublisherOrCustomer
 from app.db import after_commit
 from app.deps import Ctx, Session
 from app.models import Synchronization
+from app.openapi import error_responses
 from app.purchases import service
 from app.purchases.schemas import Accepted, PurchaseRequest, Status, SynchronizationAnswer
 
@@ -41,6 +43,10 @@ async def _start(
     "/storekit2/purchases",
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="registerPurchase",
+    summary="Register a StoreKit 2 purchase",
+    responses=error_responses(
+        e.InvalidBody, e.SyncInProgress, e.CustomerNotFound, e.IntegrationNotActive
+    ),
 )
 async def register_purchase(
     body: PurchaseRequest,
@@ -56,6 +62,14 @@ async def register_purchase(
     "/storekit2/purchases/transfers",
     status_code=status.HTTP_202_ACCEPTED,
     operation_id="transferPurchase",
+    summary="Transfer a purchase to another customer",
+    responses=error_responses(
+        e.InvalidBody,
+        e.TransferInProgress,
+        e.CustomerNotFound,
+        e.PurchaseNotFound,
+        e.IntegrationNotActive,
+    ),
 )
 async def transfer_purchase(
     body: PurchaseRequest,
@@ -87,7 +101,9 @@ def _answer(sync: Synchronization) -> SynchronizationAnswer:
 @router.get(
     "/purchases/synchronizations/{synchronizationId}",
     operation_id="getSynchronization",
+    summary="Poll a synchronization",
     response_model_exclude_none=True,
+    responses=error_responses(e.InvalidPathParameters, e.NotFound),
 )
 async def get_synchronization(
     sync_id: SyncIdPath, caller: PublisherOrCustomer, session: Session

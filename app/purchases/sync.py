@@ -21,6 +21,7 @@ from app.db import after_commit, unit_of_work
 from app.jobs import queue
 from app.jobs.queue import ClaimedJob
 from app.logs import sync_id_var
+from app.metrics import SYNC_RESULTS
 from app.models import OfferProduct, StoreKit2Integration, Synchronization
 from app.purchases import ownership
 from app.purchases.outcome import decide
@@ -140,6 +141,7 @@ async def _finalize(context: Context, ref: SyncRef, purchase: ApplePurchase) -> 
         await ownership.apply(session, sync, purchase, offer_id, outcome, now)
         await queue.complete(session, ref.job_id)
         _wake_after_commit(context, session)
+    SYNC_RESULTS.labels(str(sync.result)).inc()
     log.info("sync finalized", extra={"fields": {"result": sync.result}})
 
 
@@ -155,6 +157,7 @@ async def _finalize_without_purchase(
         await ownership.finish_without_purchase(session, sync, result, now)
         await queue.complete(session, ref.job_id)
         _wake_after_commit(context, session)
+    SYNC_RESULTS.labels(result).inc()
     log.info("sync finalized", extra={"fields": {"result": result, "reason": reason}})
 
 
@@ -180,6 +183,7 @@ async def _transient(context: Context, ref: SyncRef, exc: AppleTransient) -> Non
             await ownership.finish_without_purchase(session, sync, UNAVAILABLE, now)
             await queue.complete(session, ref.job_id)
             _wake_after_commit(context, session)
+            SYNC_RESULTS.labels(UNAVAILABLE).inc()
             return
         sync.status, sync.last_error, sync.updated_at = "retrying", str(exc), now
         await queue.reschedule(session, ref.job_id, now + timedelta(seconds=delay), str(exc))

@@ -70,6 +70,7 @@ class SimulatorState:
         seed: int | None = None,
         default_notification_url: str | None = None,
         notification_timeout: float = 10.0,
+        first_transaction_id: int = FIRST_TRANSACTION_ID,
     ) -> None:
         self.chain = chain if chain is not None else generate_chain()
         self.signer = JwsSigner(self.chain)
@@ -78,7 +79,7 @@ class SimulatorState:
         self.tokens = TokenCache()
         self.default_notification_url = default_notification_url
         self.notification_timeout = notification_timeout
-        self._transaction_ids = itertools.count(FIRST_TRANSACTION_ID)
+        self._transaction_ids = itertools.count(first_transaction_id)
         self._line_item_ids = itertools.count(FIRST_WEB_ORDER_LINE_ITEM_ID)
         self.reset()
 

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import WebhookEvent
+from app.webhooks.fanout import fan_out
 
 TOPICS = (
     "inappPurchaseSyncResult",
@@ -34,7 +35,11 @@ async def emit(
     *,
     synchronization_id: str | None = None,
 ) -> int:
-    """Record one event in the caller's transaction and return its id."""
+    """Record one event in the caller's transaction and return its id.
+
+    In the same transaction: one delivery per active endpoint subscribed to the topic, each with
+    its delivery job.
+    """
     if topic not in TOPICS:
         raise ValueError(f"unknown webhook topic {topic!r}")
     event_id = await session.scalar(
@@ -49,4 +54,5 @@ async def emit(
         .returning(WebhookEvent.id)
     )
     assert event_id is not None
+    await fan_out(session, int(event_id), publisher_id, topic, now)
     return int(event_id)

@@ -256,3 +256,29 @@ async def test_subscriptions_filters(shop: Shop, worker: Worker) -> None:
     )
     assert bad.status_code == 400
     assert bad.json()["code"] == "REQ0001"
+
+
+async def test_metrics_follow_the_syncs(shop: Shop, worker: Worker) -> None:
+    def sample(text: str, series: str) -> float:
+        """The value of one series (name with its labels), 0 when it has no sample yet."""
+        for line in text.splitlines():
+            if line.startswith(series + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    created = 'storekit_sync_results_total{result="SUBSCRIPTION_CREATED"}'
+    calls = 'storekit_apple_calls_total{operation="get_transaction_info",outcome="ok"}'
+    before = (await shop.client.get("/metrics")).text
+    bought = await shop.purchase()
+    sync_id = await shop.accepted(shop.customers[0], bought["transactionId"])
+    during = (await shop.client.get("/metrics")).text
+    assert 'storekit_jobs_due{kind="sync"}' in during
+    assert 'storekit_synchronizations{status="processing"}' in during
+    await worker.drain()
+    after = await shop.client.get("/metrics")
+    assert after.headers["content-type"].startswith("text/plain")
+    assert sample(after.text, created) == sample(before, created) + 1
+    assert sample(after.text, calls) == sample(before, calls) + 1
+    route = 'storekit_http_requests_total{method="POST",route="/storekit2/purchases",status="202"}'
+    assert sample(after.text, route) >= 1
+    assert (await shop.poll(sync_id))["status"] == "finalized"

@@ -1,0 +1,238 @@
+"""The `webhook_delivery` job: one attempt of one delivery, its outcome, its next try.
+
+Three steps, and no transaction is open during the HTTP call:
+1. read the delivery, its endpoint and event (a delivery that is done, or whose job belongs to an
+   earlier round, completes its job and stops: the handler is idempotent);
+2. POST it, unless its endpoint already has as many deliveries in flight as it may, in which
+   case the job is handed back for a second later so that a slow or dead endpoint never holds
+   the worker's slots that other endpoints' deliveries need;
+3. in one transaction: record the attempt, settle the delivery, complete or reschedule the job.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.context import Context
+from app.db import unit_of_work
+from app.jobs import queue
+from app.jobs.queue import ClaimedJob
+from app.models import WebhookEvent
+from app.webhooks.models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
+from app.webhooks.schedule import jittered, next_delay
+from app.webhooks.sending import Answer, Message, envelope, http_client, send
+
+log = logging.getLogger(__name__)
+
+MAX_IN_FLIGHT_PER_ORIGIN = 4
+BUSY_RETRY_SECONDS = 1.0
+GONE = 410
+ENDPOINT_REMOVED = "not sent: the endpoint was removed from the subscription"
+ENDPOINT_DISABLED = "not sent: the endpoint is disabled (it answered 410 Gone)"
+
+
+class OriginSlots:
+    """How many deliveries each endpoint origin (host and port) has in flight in this process."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._in_flight: dict[str, int] = {}
+
+    def try_acquire(self, origin: str) -> bool:
+        held = self._in_flight.get(origin, 0)
+        if held >= self.limit:
+            return False
+        self._in_flight[origin] = held + 1
+        return True
+
+    def release(self, origin: str) -> None:
+        held = self._in_flight.get(origin, 1) - 1
+        if held > 0:
+            self._in_flight[origin] = held
+        else:
+            self._in_flight.pop(origin, None)
+
+
+slots = OriginSlots(MAX_IN_FLIGHT_PER_ORIGIN)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The job's view of one try: which delivery, which round of it, and what went out."""
+
+    job: ClaimedJob
+    delivery_id: int
+    generation: int
+    message: Message
+
+    @property
+    def origin(self) -> str:
+        """Host and port: what the in-flight bound counts by."""
+        return httpx.URL(self.message.url).netloc.decode("ascii")
+
+
+def _job_target(job: ClaimedJob) -> tuple[int, int]:
+    return int(job.payload["deliveryId"]), int(job.payload.get("generation", 0))
+
+
+def _settle(delivery: WebhookDelivery, status: str, now: datetime, error: str | None) -> None:
+    delivery.status, delivery.next_attempt_at, delivery.updated_at = status, None, now
+    if error is not None:
+        delivery.last_error = error
+
+
+async def _endpoint(session: AsyncSession, delivery: WebhookDelivery) -> WebhookEndpoint | str:
+    """The delivery's endpoint, or why there is none to send to."""
+    if delivery.endpoint_id is None:
+        return ENDPOINT_REMOVED
+    endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
+    if endpoint is None:
+        return ENDPOINT_REMOVED
+    return endpoint if endpoint.active else ENDPOINT_DISABLED
+
+
+async def _message(
+    context: Context, session: AsyncSession, delivery: WebhookDelivery, endpoint: WebhookEndpoint
+) -> Message:
+    event = await session.get_one(WebhookEvent, delivery.event_id)
+    body = envelope(delivery.publisher_id, delivery.topic, event.payload)
+    secret = context.secrets.decrypt(endpoint.secret_encrypted)
+    return Message(delivery.url, delivery.webhook_id, body, secret)
+
+
+async def _prepare(context: Context, job: ClaimedJob) -> Attempt | None:
+    """Step 1: what to send, or None when there is nothing to do (the job is then completed)."""
+    delivery_id, generation = _job_target(job)
+    async with unit_of_work(context.sessions) as session:
+        delivery = await session.get(WebhookDelivery, delivery_id)
+        if delivery is None or delivery.status != "pending" or delivery.generation != generation:
+            await queue.complete(session, job.id)
+            return None
+        endpoint = await _endpoint(session, delivery)
+        if isinstance(endpoint, str):
+            _settle(delivery, "failed", context.clock.now(), endpoint)
+            await queue.complete(session, job.id)
+            return None
+        message = await _message(context, session, delivery, endpoint)
+    return Attempt(job, delivery_id, generation, message)
+
+
+async def _postpone(context: Context, job: ClaimedJob) -> None:
+    run_at = context.clock.now() + timedelta(seconds=jittered(BUSY_RETRY_SECONDS))
+    async with unit_of_work(context.sessions) as session:
+        await queue.reschedule(session, job.id, run_at, "endpoint busy: postponed")
+
+
+async def _disable_endpoint(
+    session: AsyncSession, delivery: WebhookDelivery, now: datetime
+) -> None:
+    """410 Gone: no more deliveries to this endpoint; its other pending ones fail now."""
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == delivery.endpoint_id)
+        .values(active=False, disabled_at=now, updated_at=now)
+    )
+    await session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.endpoint_id == delivery.endpoint_id,
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.id != delivery.id,
+        )
+        .values(
+            status="failed",
+            next_attempt_at=None,
+            last_error=ENDPOINT_DISABLED,
+            updated_at=now,
+        )
+    )
+
+
+async def _settle_round(
+    context: Context,
+    session: AsyncSession,
+    job: ClaimedJob,
+    delivery: WebhookDelivery,
+    answer: Answer,
+) -> None:
+    """Succeeded, gone, exhausted or to be tried again: the delivery and its job, together."""
+    now = context.clock.now()
+    delivery.schedule_step += 1
+    if answer.succeeded:
+        _settle(delivery, "succeeded", now, None)
+    elif answer.status_code == GONE:
+        await _disable_endpoint(session, delivery, now)
+        _settle(delivery, "failed", now, None)
+    else:
+        schedule = context.settings.webhook_retry_schedule
+        delay = next_delay(schedule, delivery.schedule_step, answer.retry_after)
+        if delay is not None:
+            delivery.next_attempt_at = now + timedelta(seconds=delay)
+            await queue.reschedule(session, job.id, delivery.next_attempt_at, answer.error)
+            return
+        _settle(delivery, "failed", now, None)  # the schedule is exhausted
+    await queue.complete(session, job.id)
+
+
+def _record_attempt(
+    session: AsyncSession, delivery: WebhookDelivery, started_at: datetime, answer: Answer
+) -> None:
+    session.add(
+        WebhookDeliveryAttempt(
+            delivery_id=delivery.id,
+            attempted_at=started_at,
+            status_code=answer.status_code,
+            error=answer.error,
+            duration_ms=answer.duration_ms,
+        )
+    )
+    delivery.attempts += 1
+    delivery.last_status_code, delivery.last_error = answer.status_code, answer.error
+    delivery.updated_at = started_at
+
+
+async def _conclude(
+    context: Context, attempt: Attempt, started_at: datetime, answer: Answer
+) -> None:
+    """Step 3: one transaction for the attempt, the delivery's state and the job."""
+    async with unit_of_work(context.sessions) as session:
+        delivery = await session.get(WebhookDelivery, attempt.delivery_id, with_for_update=True)
+        if delivery is None:
+            await queue.complete(session, attempt.job.id)
+            return
+        _record_attempt(session, delivery, started_at, answer)
+        if delivery.status == "pending" and delivery.generation == attempt.generation:
+            await _settle_round(context, session, attempt.job, delivery, answer)
+        else:  # replayed or settled meanwhile: this job's round is over
+            await queue.complete(session, attempt.job.id)
+    log.info(
+        "webhook delivery %s: %s",
+        attempt.delivery_id,
+        answer.error or f"HTTP {answer.status_code}",
+        extra={
+            "fields": {"deliveryId": attempt.delivery_id, "webhookId": attempt.message.webhook_id}
+        },
+    )
+
+
+async def deliver_job(context: Context, job: ClaimedJob) -> None:
+    """Run one `webhook_delivery` job (payload: `deliveryId`, and `generation` after a replay)."""
+    attempt = await _prepare(context, job)
+    if attempt is None:
+        return
+    origin = attempt.origin
+    if not slots.try_acquire(origin):
+        await _postpone(context, job)
+        return
+    try:
+        started_at = context.clock.now()
+        answer = await send(http_client(context), attempt.message, context.settings, started_at)
+    finally:
+        slots.release(origin)
+    await _conclude(context, attempt, started_at, answer)

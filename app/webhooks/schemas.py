@@ -1,0 +1,74 @@
+"""Webhook bodies and answers (SPEC §5): subscriptions and the deliveries API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from app.schemas import ApiModel, ApiResponse
+from app.webhooks.events import TOPICS
+
+TOPIC_PATTERN = "^(" + "|".join(TOPICS) + ")$"
+MAX_ENDPOINTS_PER_TOPIC = 10
+MAX_URL_LENGTH = 2048
+
+DeliveryStatus = Literal["pending", "succeeded", "failed"]
+
+
+class HmacOptions(ApiModel):
+    hash_alg: Literal["SHA256"]
+    shared_secret: Annotated[
+        str, StringConstraints(min_length=16, max_length=64), Field(repr=False)
+    ]
+
+
+class Verification(ApiModel):
+    """Cleeng's verification object; HMAC-SHA256 is the only kind there is."""
+
+    name: Literal["HMAC"]
+    options: HmacOptions
+
+
+class EndpointIn(ApiModel):
+    url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH)]
+    verification: Verification | None = None
+
+
+EndpointsIn = Annotated[list[EndpointIn], Field(max_length=MAX_ENDPOINTS_PER_TOPIC)]
+
+
+class HmacOptionsOut(ApiResponse):
+    hash_alg: Literal["SHA256"] = "SHA256"
+    shared_secret: str | None = Field(
+        default=None, description="Only in the PUT answer, only when the service generated it."
+    )
+
+
+class VerificationOut(ApiResponse):
+    name: Literal["HMAC"] = "HMAC"
+    options: HmacOptionsOut = HmacOptionsOut()
+
+
+class EndpointOut(ApiResponse):
+    url: str
+    verification: VerificationOut
+    active: bool = Field(description="False once the endpoint answered 410 Gone.")
+
+
+class DeliveryItem(ApiResponse):
+    delivery_id: int
+    webhook_id: str
+    topic: str
+    url: str
+    status: DeliveryStatus
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+
+
+class DeliveryList(ApiResponse):
+    items: list[DeliveryItem]
