@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.models import Job, Synchronization
+from app.webhooks.models import WebhookDelivery
 
 HTTP_REQUESTS = Counter(
     "storekit_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
@@ -30,6 +31,9 @@ SYNC_RESULTS = Counter(
 SYNCS = Gauge("storekit_synchronizations", "Synchronizations in the database", ["status"])
 JOBS_DUE = Gauge("storekit_jobs_due", "Jobs due to run now", ["kind"])
 JOBS_OLDEST = Gauge("storekit_jobs_oldest_due_age_seconds", "Age of the oldest due job", ["kind"])
+WEBHOOK_ATTEMPTS = Counter(
+    "storekit_webhook_delivery_attempts_total", "Webhook delivery attempts", ["outcome"]
+)
 APPLE_CALLS = Counter(
     "storekit_apple_calls_total", "Calls to the App Store Server API", ["operation", "outcome"]
 )
@@ -97,6 +101,19 @@ async def _refresh_gauges(session: AsyncSession, now: float) -> None:
         JOBS_OLDEST.labels(kind).set(max((moment - oldest).total_seconds(), 0.0))
 
 
+DELIVERIES = Gauge("storekit_webhook_deliveries", "Webhook deliveries by status", ["status"])
+
+
+async def _refresh_deliveries(session: AsyncSession) -> None:
+    DELIVERIES.clear()
+    rows = await session.execute(
+        select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
+    )
+    for status, count in rows:
+        DELIVERIES.labels(status).set(count)
+
+
 async def render(session: AsyncSession, now: float) -> tuple[bytes, str]:
+    await _refresh_deliveries(session)
     await _refresh_gauges(session, now)
     return generate_latest(), CONTENT_TYPE_LATEST

@@ -23,6 +23,7 @@ from app.context import Context
 from app.db import unit_of_work
 from app.jobs import queue
 from app.jobs.queue import ClaimedJob
+from app.metrics import WEBHOOK_ATTEMPTS
 from app.models import WebhookEvent
 from app.webhooks.models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from app.webhooks.schedule import jittered, next_delay
@@ -197,6 +198,13 @@ def _record_attempt(
     delivery.updated_at = started_at
 
 
+def _outcome(answer: Answer) -> str:
+    """The attempt's outcome for /metrics: 2xx, 4xx, 5xx, or the error's kind."""
+    if answer.status_code is None:
+        return "error"
+    return f"{answer.status_code // 100}xx"
+
+
 async def _conclude(
     context: Context, attempt: Attempt, started_at: datetime, answer: Answer
 ) -> None:
@@ -211,6 +219,7 @@ async def _conclude(
             await _settle_round(context, session, attempt.job, delivery, answer)
         else:  # replayed or settled meanwhile: this job's round is over
             await queue.complete(session, attempt.job.id)
+    WEBHOOK_ATTEMPTS.labels(_outcome(answer)).inc()
     log.info(
         "webhook delivery %s: %s",
         attempt.delivery_id,

@@ -14,6 +14,7 @@ from app.clock import MovableClock
 from app.context import Context
 from app.db import unit_of_work
 from app.jobs.queue import enqueue
+from app.metrics import WEBHOOK_ATTEMPTS
 from app.webhooks.models import WebhookDeliveryAttempt
 from tests.conftest import PublisherRef, new_publisher
 from tests.webhooks.conftest import (
@@ -46,6 +47,7 @@ async def test_failures_then_success_arrive_with_one_webhook_id(
     await subscribe(client, publisher, receiver, ["flaky"])
     receiver["flaky"].replies.extend([Reply(500), Reply(503), Reply(404)])
     data = {"synchronizationId": "sync-1", "accessGranted": True}
+    before = {o: WEBHOOK_ATTEMPTS.labels(o)._value.get() for o in ("2xx", "4xx", "5xx")}
     await emit_event(app, publisher.id, data=data)
     for wait in (0, 6, 331, 1981):  # the schedule (5, 300, 1800) plus its jitter
         clock.advance(wait)
@@ -61,6 +63,10 @@ async def test_failures_then_success_arrive_with_one_webhook_id(
     codes = [a.status_code for a in await attempts_of(context_of(app), delivery.id)]
     assert codes == [500, 503, 404, 200]
     assert await job_run_at(app, delivery.id) == []
+    counted = {o: WEBHOOK_ATTEMPTS.labels(o)._value.get() - before[o] for o in before}
+    assert counted == {"2xx": 1, "4xx": 1, "5xx": 2}, "/metrics counts every attempt by outcome"
+    metrics = (await client.get("/metrics")).text
+    assert 'storekit_webhook_deliveries{status="succeeded"}' in metrics
 
 
 async def test_retry_schedule_on_the_injected_clock_until_failed(
