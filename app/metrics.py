@@ -11,8 +11,9 @@ import time
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.middleware import ResponseWatch
 from app.models import Job, Synchronization
 from app.webhooks.models import WebhookDelivery
 
@@ -61,19 +62,12 @@ class RequestMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 500
-
-        async def observe(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        started, watch = time.perf_counter(), ResponseWatch(send)
         try:
-            await self.app(scope, receive, observe)
+            await self.app(scope, receive, watch.send)
         finally:
             method, route = scope["method"], _route(scope)
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_REQUESTS.labels(method, route, str(watch.status or 500)).inc()
             HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
 
 

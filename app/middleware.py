@@ -57,6 +57,23 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+class ResponseWatch:
+    """Wraps `send` to note the response's status once it has started."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status: int | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.status is not None
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+        await self._send(message)
+
+
 class BodyLimit:
     """Refuses bodies over 64 KiB with 413 REQ0005, from Content-Length before reading any of it,
     or as soon as a streamed body passes the limit."""
@@ -73,7 +90,7 @@ class BodyLimit:
             await send_error(send, PayloadTooLarge(), [(b"connection", b"close")])
             return
         received = 0
-        started = False
+        watch = ResponseWatch(send)
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -83,15 +100,10 @@ class BodyLimit:
                 raise _TooLarge()
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, watch.send)
         except _TooLarge:
-            if not started:
+            if not watch.started:
                 await send_error(send, PayloadTooLarge(), [(b"connection", b"close")])
 
 
@@ -126,17 +138,11 @@ class ErrorBoundary:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        watch = ResponseWatch(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, watch.send)
         except Exception as exc:
-            if started:
+            if watch.started:
                 raise
             await send_error(send, _classify(exc, scope))
 
