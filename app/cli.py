@@ -66,6 +66,23 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(_: argparse.Namespace) -> int:
+    import tempfile
+
+    from app.demo import run_demo
+    from app.migrate import migrate
+
+    with tempfile.TemporaryDirectory(prefix="sks-demo-") as data_dir:  # short: a socket lives here
+        os.environ["DATA_DIR"] = data_dir
+        os.environ.setdefault("LOG_LEVEL", "WARNING")
+        migrate(_database_url())
+        code = run_demo()
+        from app.db import stop_embedded
+
+        stop_embedded()
+    return code
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -127,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--simulator-port", type=int, default=9000)
     dev.set_defaults(func=cmd_dev)
+
+    demo = commands.add_parser("demo", help="run the whole flow once and show each step")
+    demo.set_defaults(func=cmd_demo)
 
     simulator = commands.add_parser("simulator", help="the built-in App Store simulator")
     simulator.add_argument("--host", default="127.0.0.1")

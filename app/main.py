@@ -25,6 +25,7 @@ from app.logs import configure_logging
 from app.metrics import RequestMetrics
 from app.metrics import render as render_metrics
 from app.middleware import BodyLimit, ErrorBoundary, RequestContext
+from app.notifications.router import router as notifications_router
 from app.openapi import PUBLIC, error_responses
 from app.openapi import install as install_openapi
 from app.purchases.router import router as purchases_router
@@ -149,4 +150,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(webhook_deliveries_router)
     app.include_router(purchases_router)
     app.include_router(entitlements_router)
+    app.include_router(notifications_router)
     return app

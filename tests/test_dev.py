@@ -63,3 +63,25 @@ def test_dev_prints_a_curl_that_works(tmp_path: Path) -> None:
     finally:
         assert again.stop(signal.SIGINT) == 0, again.output()
     assert not (data_dir / "postgres" / "postmaster.pid").exists(), "the embedded database stopped"
+
+
+def test_demo_runs_every_step(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.processes import BIN
+
+    env = clean_env(COLUMNS="120")
+    result = subprocess.run(
+        [str(BIN), "demo"], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for step in (
+        "1. register",
+        "2. poll",
+        "3. webhooks",
+        "4. entitlement",
+        "5. Apple renews",
+        "6. Apple refunds",
+    ):
+        assert step in result.stdout, step
+    assert "The whole flow works." in result.stdout

@@ -12,6 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import app.notifications.models
 import app.webhooks.models  # noqa: F401
 from app.db import asyncpg_url, with_database
 from app.migrate import migrate

@@ -21,6 +21,8 @@ from appstoreserverlibrary.signed_data_verifier import SignedDataVerifier
 
 from app.apple.verifier import load_root_certificates, make_verifier
 from app.config import Settings
+from app.models import StoreKit2Integration
+from app.security import SecretBox
 
 retry_after: ContextVar[str | None] = ContextVar("apple_retry_after", default=None)
 
@@ -47,6 +49,19 @@ class Integration:
 
     def __repr__(self) -> str:
         return f"Integration(publisher_id={self.publisher_id}, bundle_id={self.bundle_id!r})"
+
+    @classmethod
+    def from_row(cls, row: StoreKit2Integration, box: SecretBox) -> Integration:
+        return cls(
+            publisher_id=row.publisher_id,
+            bundle_id=row.bundle_id,
+            app_apple_id=row.app_apple_id,
+            issuer_id=row.issuer_id,
+            key_id=row.key_id,
+            private_key=box.decrypt(row.private_key_encrypted),
+            environment=row.environment,
+            updated_at=row.updated_at,
+        )
 
 
 class _Client(AsyncAppStoreServerAPIClient):

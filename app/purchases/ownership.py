@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apple.transactions import ApplePurchase
@@ -42,7 +42,15 @@ async def current_subscription(
     )
 
 
-def _refresh(subscription: Subscription, purchase: ApplePurchase, now: datetime) -> None:
+async def lock_purchase(session: AsyncSession, publisher_id: int, original: str) -> None:
+    """Serialize everything that changes one purchase (syncs, notifications) until commit."""
+    key = f"{publisher_id}:{original}"
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+    )
+
+
+def refresh(subscription: Subscription, purchase: ApplePurchase, now: datetime) -> None:
     """Copy Apple's facts, unless what is stored was signed later than these."""
     stored = subscription.apple_signed_at
     if stored is not None and purchase.signed_at is not None and purchase.signed_at < stored:
@@ -77,7 +85,7 @@ async def _create(
         environment=purchase.environment,
         created_at=now,
     )
-    _refresh(subscription, purchase, now)
+    refresh(subscription, purchase, now)
     session.add(subscription)
     await session.flush()
     return subscription
@@ -130,7 +138,7 @@ async def _grant(
     if current is not None and previous is None:
         result, subscription = UNCHANGED, current
         subscription.offer_id = offer_id
-        _refresh(subscription, purchase, now)
+        refresh(subscription, purchase, now)
     else:
         result = TRANSFERRED if previous is not None else CREATED
         if previous is not None:
@@ -171,11 +179,11 @@ async def _deny(
     failed = payloads.validation_failed(sync, purchase.product_id, purchase.environment)
     await _emit(session, sync, "inappPurchaseValidationFailed", failed, now)
     if current is not None and result == o.REVOKED:
-        _refresh(current, purchase, now)
+        refresh(current, purchase, now)
         await _terminate(session, current, "REFUNDED", now, sync.id)
     elif current is not None and result == o.EXPIRED and current.customer_id == sync.customer_id:
         was_active = current.status == "active"
-        _refresh(current, purchase, now)
+        refresh(current, purchase, now)
         if was_active and current.status == "expired":
             data = payloads.subscription_event(current, now)
             await _emit(session, sync, "subscriptionExpired", data, now)

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apple.client import Integration
@@ -23,6 +23,7 @@ from app.jobs.queue import ClaimedJob
 from app.logs import sync_id_var
 from app.metrics import SYNC_RESULTS
 from app.models import OfferProduct, StoreKit2Integration, Synchronization
+from app.notifications.apply import apply_pending
 from app.purchases import ownership
 from app.purchases.outcome import decide
 
@@ -79,20 +80,7 @@ async def _load(
         row = await session.get(StoreKit2Integration, ref.publisher_id)
         if row is None or not row.active:
             return sync, None
-        return sync, _integration(context, row)
-
-
-def _integration(context: Context, row: StoreKit2Integration) -> Integration:
-    return Integration(
-        publisher_id=row.publisher_id,
-        bundle_id=row.bundle_id,
-        app_apple_id=row.app_apple_id,
-        issuer_id=row.issuer_id,
-        key_id=row.key_id,
-        private_key=context.secrets.decrypt(row.private_key_encrypted),
-        environment=row.environment,
-        updated_at=row.updated_at,
-    )
+        return sync, Integration.from_row(row, context.secrets)
 
 
 async def _lock_sync(session: AsyncSession, ref: SyncRef) -> Synchronization | None:
@@ -107,13 +95,6 @@ async def _lock_sync(session: AsyncSession, ref: SyncRef) -> Synchronization | N
         await queue.complete(session, ref.job_id)
         return None
     return sync
-
-
-async def _lock_purchase(session: AsyncSession, publisher_id: int, original: str) -> None:
-    key = f"{publisher_id}:{original}"
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
-    )
 
 
 async def _offer_for(session: AsyncSession, publisher_id: int, product_id: str) -> str | None:
@@ -132,13 +113,14 @@ def _wake_after_commit(context: Context, session: AsyncSession) -> None:
 async def _finalize(context: Context, ref: SyncRef, purchase: ApplePurchase) -> None:
     now = context.clock.now()
     async with unit_of_work(context.sessions) as session:
-        await _lock_purchase(session, ref.publisher_id, purchase.original_transaction_id)
+        await ownership.lock_purchase(session, ref.publisher_id, purchase.original_transaction_id)
         sync = await _lock_sync(session, ref)
         if sync is None:
             return
         offer_id = await _offer_for(session, ref.publisher_id, purchase.product_id)
         outcome = decide(purchase, offer_id, now)
         await ownership.apply(session, sync, purchase, offer_id, outcome, now)
+        await apply_pending(session, ref.publisher_id, purchase.original_transaction_id, now)
         await queue.complete(session, ref.job_id)
         _wake_after_commit(context, session)
     SYNC_RESULTS.labels(str(sync.result)).inc()

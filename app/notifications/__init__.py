@@ -1,0 +1,1 @@
+"""App Store Server Notifications V2 (SPEC §6): receive, store, apply."""
