@@ -230,6 +230,12 @@ async def _with_status(
     return purchase
 
 
+def _newest(*signed_dates: int | None) -> datetime | None:
+    """As of when Apple's answer speaks: the newest signature among its parts."""
+    dates = [d for d in signed_dates if d is not None]
+    return millis_to_datetime(max(dates)) if dates else None
+
+
 async def _merge_status(
     gateway: AppleGateway, integration: Integration, purchase: ApplePurchase, item: Any
 ) -> ApplePurchase:
@@ -254,7 +260,7 @@ async def _merge_status(
         expires_at=millis_to_datetime(latest.expiresDate),
         revoked_at=millis_to_datetime(latest.revocationDate) or purchase.revoked_at,
         in_trial=_in_trial(latest),
-        signed_at=millis_to_datetime(latest.signedDate),
+        signed_at=_newest(latest.signedDate, renewal.signedDate if renewal else None),
         apple_status=item.rawStatus,
         grace_expires_at=millis_to_datetime(renewal.gracePeriodExpiresDate) if renewal else None,
         auto_renew=bool(renewal and renewal.rawAutoRenewStatus == 1),

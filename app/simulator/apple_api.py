@@ -105,15 +105,15 @@ def _envelope(call: Call) -> dict[str, object]:
 
 def status_body(call: Call, statuses: list[int] | None) -> dict[str, object]:
     """StatusResponse: the purchase's subscription group with its latest transaction."""
-    purchase, signer = call.purchase, call.state.signer
-    status = int(purchase.status(call.state.now()))
+    purchase, signer, now = call.purchase, call.state.signer, call.state.now()
+    status = int(purchase.status(now))
     groups: list[dict[str, object]] = []
     if purchase.is_subscription and (statuses is None or status in statuses):
         last = {
             "status": status,
             "originalTransactionId": purchase.original_transaction_id,
-            "signedTransactionInfo": signed_transaction(signer, purchase, purchase.latest),
-            "signedRenewalInfo": signed_renewal_info(signer, purchase),
+            "signedTransactionInfo": signed_transaction(signer, purchase, purchase.latest, now),
+            "signedRenewalInfo": signed_renewal_info(signer, purchase, now),
         }
         group = purchase.subscription_group_identifier
         groups.append({"subscriptionGroupIdentifier": group, "lastTransactions": [last]})
@@ -135,7 +135,8 @@ def history_body(call: Call, revision: str | None, descending: bool) -> dict[str
         ordered.reverse()
     start = _offset(revision)
     page = ordered[start : start + HISTORY_PAGE_SIZE]
-    signed = [signed_transaction(call.state.signer, call.purchase, t) for t in page]
+    now = call.state.now()
+    signed = [signed_transaction(call.state.signer, call.purchase, t, now) for t in page]
     end = start + len(page)
     return _envelope(call) | {
         "revision": str(end),
@@ -151,7 +152,9 @@ def build_router(environment: Environment | None) -> APIRouter:
     @router.get("/inApps/v1/transactions/{transaction_id}")
     async def get_transaction_info(transaction_id: str, request: Request) -> Response:
         call = await resolve(request, transaction_id, environment)
-        signed = signed_transaction(call.state.signer, call.purchase, call.transaction)
+        signed = signed_transaction(
+            call.state.signer, call.purchase, call.transaction, call.state.now()
+        )
         return json_response({"signedTransactionInfo": signed})
 
     @router.get("/inApps/v1/subscriptions/{transaction_id}")

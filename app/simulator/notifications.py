@@ -63,10 +63,12 @@ def _data(state: SimulatorState, purchase: Purchase) -> dict[str, object]:
         "bundleId": purchase.bundle_id,
         "bundleVersion": BUNDLE_VERSION,
         "environment": purchase.environment.value,
-        "signedTransactionInfo": signed_transaction(state.signer, purchase, purchase.latest),
+        "signedTransactionInfo": signed_transaction(
+            state.signer, purchase, purchase.latest, state.now()
+        ),
     }
     if purchase.is_subscription:
-        data["signedRenewalInfo"] = signed_renewal_info(state.signer, purchase)
+        data["signedRenewalInfo"] = signed_renewal_info(state.signer, purchase, state.now())
         data["status"] = int(purchase.status(state.now()))
     return data
 

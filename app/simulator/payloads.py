@@ -72,14 +72,23 @@ def renewal_payload(purchase: Purchase) -> dict[str, object]:
     )
 
 
-def signed_transaction(signer: JwsSigner, purchase: Purchase, transaction: Transaction) -> str:
-    """The transaction's JWS, signed again only after it changed."""
-    if transaction.signed is None:
+# Apple signs what it answers at the time it answers (signedDate = now). The simulator keeps a
+# signature for up to a second, so a load test does not re-sign every answer, then signs anew.
+FRESH_MS = 1000
+
+
+def signed_transaction(
+    signer: JwsSigner, purchase: Purchase, transaction: Transaction, now: int
+) -> str:
+    """The transaction's JWS, signed again after it changed or once it is a second old."""
+    if transaction.signed is None or now - transaction.signed_date > FRESH_MS:
+        transaction.changed(now)
         transaction.signed = signer.sign(transaction_payload(purchase, transaction))
     return transaction.signed
 
 
-def signed_renewal_info(signer: JwsSigner, purchase: Purchase) -> str:
-    if purchase.renewal_signed is None:
+def signed_renewal_info(signer: JwsSigner, purchase: Purchase, now: int) -> str:
+    if purchase.renewal_signed is None or now - purchase.renewal_signed_date > FRESH_MS:
+        purchase.renewal_changed(now)
         purchase.renewal_signed = signer.sign(renewal_payload(purchase))
     return purchase.renewal_signed

@@ -137,3 +137,15 @@ async def test_a_transferred_purchase_notifies_its_new_owner(apple: Apple) -> No
     assert events[0][1]["customerId"] == second
     assert (await apple.access(first))["accessGranted"] is False
     assert (await apple.access(second, MONTHLY_OFFER))["accessGranted"] is True
+
+
+async def test_a_resync_after_a_newer_notification_still_refreshes(apple: Apple) -> None:
+    """The sync's data is as of Apple's newest signature, renewal info included."""
+    bought, customer = await apple.subscribed()
+    await apple.act(bought["transactionId"], "auto-renew", enabled=False)
+    assert await apple.worker.drain() == 1
+    assert (await apple.subscription(customer))["autoRenew"] is False
+    await apple.shop.act(bought["transactionId"], "auto-renew", enabled=True)  # no notification
+    await apple.shop.accepted(customer, bought["transactionId"])
+    assert await apple.worker.drain() == 1
+    assert (await apple.subscription(customer))["autoRenew"] is True
