@@ -26,6 +26,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# make bench, or make bench BENCH_ARGS=--quick (--tiny, --duration S, --rate R, --json PATH)
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .

@@ -1,0 +1,45 @@
+"""The benchmark harness runs at a tiny size, writes its JSON and stops what it started.
+
+Benchmarks are never timed tests: nothing here looks at a figure, only at the shape of the results.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+SUMMARY = {"per_s", "p50_ms", "p90_ms", "p99_ms", "count", "ok", "errors", "cpu_s_per_1000"}
+PROCESSES = {"service", "simulator", "sink", "baseline", "postgres", "harness"}
+
+
+def test_a_tiny_run_writes_every_figure_and_stops_its_processes(tmp_path: Path) -> None:
+    out = tmp_path / "latest.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())
+
+    assert results["registration"].keys() >= {"service", "baseline", "ratio"}
+    assert results["end_to_end"].keys() >= {"rate", "saturation"}
+    for part in (*results["registration"].values(), *results["end_to_end"].values()):
+        if isinstance(part, dict):
+            assert part.keys() >= SUMMARY
+            assert part["cpu_s_per_1000"].keys() >= PROCESSES
+    assert results["cpu_s_per_1000_syncs"].keys() >= PROCESSES
+    assert results["webhooks"].keys() >= {"available", "note"}
+    assert results["goals"]["met"].keys() >= {"registration_ratio", "saturation_throughput"}
+    assert "register: ratio service / baseline" in done.stdout
+
+    leftovers = [p for p in results["setup"]["pids"].values() if psutil.pid_exists(p)]
+    assert not leftovers, f"processes still running after the harness: {leftovers}"
