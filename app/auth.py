@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -79,11 +80,22 @@ def decode_customer_jwt(context: Context, token: str) -> Caller:
     return Caller("customer", publisher_id=publisher_id, customer_id=customer_id)
 
 
-async def _publisher_from_token(session: Session, token: str) -> Caller:
+TOKEN_CACHE_SECONDS = 60.0
+TOKEN_CACHE_SIZE = 10_000
+
+
+async def _publisher_from_token(context: Context, session: Session, token: str) -> Caller:
+    """The publisher whose token hashes to this one; a hit is kept a minute in this process."""
     digest = hash_token(token)
+    cached = context.publisher_tokens.get(digest)
+    if cached is not None and cached[1] > time.monotonic():
+        return Caller("publisher", publisher_id=cached[0])
     row = await session.scalar(select(Publisher).where(Publisher.token_hash == digest))
     if row is None or not tokens_equal(row.token_hash, digest):
         raise InvalidCredentials()
+    if len(context.publisher_tokens) >= TOKEN_CACHE_SIZE:
+        context.publisher_tokens.clear()
+    context.publisher_tokens[digest] = (row.id, time.monotonic() + TOKEN_CACHE_SECONDS)
     return Caller("publisher", publisher_id=row.id)
 
 
@@ -116,20 +128,20 @@ async def get_caller(
     if x_admin_token is not None:
         return _admin(context, x_admin_token)
     if x_publisher_token is not None:
-        return await _publisher_from_token(session, x_publisher_token)
+        return await _publisher_from_token(context, session, x_publisher_token)
     return decode_customer_jwt(context, _bearer(authorization or ""))
 
 
 AnyCaller = Annotated[Caller, Depends(get_caller)]
 
 
-def require_admin(caller: AnyCaller) -> Caller:
+async def require_admin(caller: AnyCaller) -> Caller:
     if not caller.is_admin:
         raise Forbidden()
     return caller
 
 
-def require_publisher_access(caller: AnyCaller, publisher_id: PublisherIdPath) -> Caller:
+async def require_publisher_access(caller: AnyCaller, publisher_id: PublisherIdPath) -> Caller:
     """The admin, or the publisher named in the path with its own token."""
     if caller.is_admin:
         return caller
@@ -138,19 +150,19 @@ def require_publisher_access(caller: AnyCaller, publisher_id: PublisherIdPath) -
     raise Forbidden()
 
 
-def require_publisher(caller: AnyCaller) -> Caller:
+async def require_publisher(caller: AnyCaller) -> Caller:
     if caller.kind != "publisher":
         raise Forbidden()
     return caller
 
 
-def require_customer(caller: AnyCaller) -> Caller:
+async def require_customer(caller: AnyCaller) -> Caller:
     if caller.kind != "customer":
         raise Forbidden()
     return caller
 
 
-def require_publisher_or_customer(caller: AnyCaller) -> Caller:
+async def require_publisher_or_customer(caller: AnyCaller) -> Caller:
     if caller.kind not in ("publisher", "customer"):
         raise Forbidden()
     return caller

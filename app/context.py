@@ -29,6 +29,8 @@ class Context:
     apple: AppleGateway | None = None
     waker: Waker | None = None
     services: dict[str, Any] = field(default_factory=dict)
+    # token hash -> (publisher id, monotonic expiry); tokens cannot be rotated or revoked yet
+    publisher_tokens: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -92,7 +92,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per checkout. A connection found dead fails its
+        # request (503 S0002), and SQLAlchemy then discards every connection older than it.
+        pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"timeout": 5, "command_timeout": 30},
     )

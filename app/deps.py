@@ -12,7 +12,7 @@ from app.context import Context
 from app.db import unit_of_work
 
 
-def get_context(request: Request) -> Context:
+async def get_context(request: Request) -> Context:
     return cast(Context, request.app.state.context)
 
 

@@ -186,6 +186,7 @@ class Subscription(Base):
             postgresql_where=text("status <> 'terminated'"),
         ),
         Index("ix_subscriptions_customer", "publisher_id", "customer_id", "offer_id"),
+        Index("ix_subscriptions_latest_transaction", "publisher_id", "latest_transaction_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(start=100_000_001), primary_key=True)

@@ -7,6 +7,8 @@ later) or `AppleFinal` (the sync ends with that result).
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +17,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
-import jwt
 from appstoreserverlibrary.api_client import APIException
 from appstoreserverlibrary.models.Environment import Environment
 from appstoreserverlibrary.models.JWSRenewalInfoDecodedPayload import JWSRenewalInfoDecodedPayload
@@ -120,11 +121,13 @@ async def verify(gateway: AppleGateway, call: Callable[[], T]) -> T:
 
 
 def _claimed_environment(signed: str) -> str | None:
+    """The `environment` claim, read without verifying (the verifier checks it afterwards)."""
     try:
-        claims: dict[str, Any] = jwt.decode(signed, options={"verify_signature": False})
-    except jwt.PyJWTError:
+        payload = signed.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
         return None
-    value = claims.get("environment")
+    value = claims.get("environment") if isinstance(claims, dict) else None
     return value if isinstance(value, str) else None
 
 
@@ -210,7 +213,7 @@ async def fetch_purchase(
     purchase = _purchase(transaction, transaction_id)
     if purchase.product_type != "Auto-Renewable Subscription":
         return purchase
-    return await _with_status(gateway, integration, environment, purchase)
+    return await _with_status(gateway, integration, environment, purchase, (signed, transaction))
 
 
 async def _with_status(
@@ -218,6 +221,7 @@ async def _with_status(
     integration: Integration,
     environment: Environment,
     purchase: ApplePurchase,
+    verified: tuple[str, JWSTransactionDecodedPayload],
 ) -> ApplePurchase:
     """The subscription's current state: latest transaction, Apple's status, renewal info."""
     client = gateway.client(integration, environment)
@@ -226,7 +230,7 @@ async def _with_status(
     for group in response.data or []:
         for item in group.lastTransactions or []:
             if str(item.originalTransactionId) == purchase.original_transaction_id:
-                return await _merge_status(gateway, integration, purchase, item)
+                return await _merge_status(gateway, integration, purchase, item, verified)
     return purchase
 
 
@@ -237,13 +241,20 @@ def _newest(*signed_dates: int | None) -> datetime | None:
 
 
 async def _merge_status(
-    gateway: AppleGateway, integration: Integration, purchase: ApplePurchase, item: Any
+    gateway: AppleGateway,
+    integration: Integration,
+    purchase: ApplePurchase,
+    item: Any,
+    verified: tuple[str, JWSTransactionDecodedPayload],
 ) -> ApplePurchase:
     signed_transaction, signed_renewal = str(item.signedTransactionInfo), item.signedRenewalInfo
     verifier = pick_verifier(gateway, integration, signed_transaction)
-    latest = await verify(
-        gateway, lambda: verifier.verify_and_decode_signed_transaction(signed_transaction)
-    )
+    if signed_transaction == verified[0]:  # the very JWS verified a moment ago
+        latest = verified[1]
+    else:
+        latest = await verify(
+            gateway, lambda: verifier.verify_and_decode_signed_transaction(signed_transaction)
+        )
     renewal: JWSRenewalInfoDecodedPayload | None = None
     if signed_renewal:
         renewal = await verify(

@@ -176,7 +176,7 @@ class Waker:
     """Wakes workers after jobs are committed: the ones in this process at once, the others
     with one NOTIFY per burst (coalesced), not one per job."""
 
-    def __init__(self, context: Context, local: list[Worker], min_interval: float = 0.005) -> None:
+    def __init__(self, context: Context, local: list[Worker], min_interval: float = 0.02) -> None:
         self.context, self.local, self.min_interval = context, local, min_interval
         self._pending = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, union_all
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,54 +22,82 @@ from app.errors import (
     SyncInProgress,
     TransferInProgress,
 )
-from app.jobs import queue
-from app.models import Customer, StoreKit2Integration, Subscription, Synchronization
+from app.models import Subscription, Synchronization
 from app.purchases.schemas import PurchaseRequest
 
 REGISTER, TRANSFER = "register", "transfer"
-SYNC_JOB = "sync"
+# Every check of a register in one round trip: the integration, the customer, the purchase a
+# known transaction belongs to (each lookup served by an index), and a replayed Correlation-Id.
+PREFLIGHT = text("""
+SELECT
+  (SELECT active FROM storekit2_integrations WHERE publisher_id = :p) AS active,
+  EXISTS (SELECT 1 FROM customers WHERE id = :c AND publisher_id = :p) AS customer,
+  (SELECT k.original FROM (
+     SELECT original_transaction_id AS original FROM subscriptions
+      WHERE publisher_id = :p AND original_transaction_id = :t AND status <> 'terminated'
+     UNION ALL
+     SELECT original_transaction_id FROM subscriptions
+      WHERE publisher_id = :p AND latest_transaction_id = :t
+     UNION ALL
+     SELECT original_transaction_id FROM synchronizations
+      WHERE publisher_id = :p AND transaction_id = :t AND original_transaction_id IS NOT NULL
+   ) AS k LIMIT 1) AS original,
+  (SELECT request_hash FROM synchronizations WHERE publisher_id = :p AND id = :corr) AS replayed
+""")
+
+# The sync and its job in one statement; nothing when the id exists already (a racing replay).
+INSERT_WITH_JOB = text("""
+WITH sync AS (
+  INSERT INTO synchronizations (publisher_id, id, kind, transaction_id, purchase_key,
+    customer_id, ip_address, correlation_id, request_hash, status, attempts, created_at,
+    updated_at)
+  VALUES (:publisher_id, :id, :kind, :transaction_id, :purchase_key, :customer_id,
+    :ip_address, :correlation_id, :request_hash, 'processing', 0, :now, :now)
+  ON CONFLICT (publisher_id, id) DO NOTHING
+  RETURNING publisher_id, id
+), job AS (
+  INSERT INTO jobs (kind, payload, run_at, attempts, created_at)
+  SELECT 'sync', jsonb_build_object('publisherId', publisher_id, 'synchronizationId', id),
+    :now, 0, :now
+  FROM sync
+  RETURNING id
+)
+SELECT id FROM sync
+""")
 
 
-def job_payload(publisher_id: int, sync_id: str) -> dict[str, object]:
-    return {"publisherId": publisher_id, "synchronizationId": sync_id}
+@dataclass(frozen=True)
+class Preflight:
+    active: bool | None
+    customer: bool
+    original: str | None
+    replayed: str | None
 
 
-async def _require_integration(session: AsyncSession, publisher_id: int) -> None:
-    active = await session.scalar(
-        select(StoreKit2Integration.active).where(StoreKit2Integration.publisher_id == publisher_id)
-    )
-    if not active:
-        raise IntegrationNotActive()
-
-
-async def _require_customer(session: AsyncSession, publisher_id: int, customer_id: int) -> None:
-    found = await session.scalar(
-        select(Customer.id).where(Customer.id == customer_id, Customer.publisher_id == publisher_id)
-    )
-    if found is None:
-        raise CustomerNotFound()
+async def _preflight(
+    session: AsyncSession, publisher_id: int, body: PurchaseRequest, correlation_id: str | None
+) -> Preflight:
+    params = {
+        "p": publisher_id,
+        "c": body.cleeng_customer_id,
+        "t": body.transaction_id,
+        "corr": correlation_id,
+    }
+    row = (await session.execute(PREFLIGHT, params)).one()
+    return Preflight(*row)
 
 
 async def known_purchase(
     session: AsyncSession, publisher_id: int, transaction_id: str
 ) -> str | None:
     """The original transaction of a purchase this publisher has synchronized, if any."""
-    from_subscriptions = select(Subscription.original_transaction_id).where(
-        Subscription.publisher_id == publisher_id,
-        (Subscription.original_transaction_id == transaction_id)
-        | (Subscription.latest_transaction_id == transaction_id),
-    )
-    from_syncs = select(Synchronization.original_transaction_id).where(
-        Synchronization.publisher_id == publisher_id,
-        Synchronization.transaction_id == transaction_id,
-        Synchronization.original_transaction_id.is_not(None),
-    )
-    original = await session.scalar(union_all(from_subscriptions, from_syncs).limit(1))
-    return str(original) if original is not None else None
+    params = {"p": publisher_id, "c": 0, "t": transaction_id, "corr": None}
+    return Preflight(*(await session.execute(PREFLIGHT, params)).one()).original
 
 
-async def _active_purchase(session: AsyncSession, publisher_id: int, transaction_id: str) -> str:
-    original = await known_purchase(session, publisher_id, transaction_id)
+async def _require_active_purchase(
+    session: AsyncSession, publisher_id: int, original: str | None
+) -> str:
     status = None
     if original is not None:
         status = await session.scalar(
@@ -84,14 +112,23 @@ async def _active_purchase(session: AsyncSession, publisher_id: int, transaction
     return original
 
 
-def _replay(existing: Synchronization, fingerprint: str) -> str:
-    if existing.request_hash != fingerprint:
+def _replay(request_hash: str, fingerprint: str, sync_id: str) -> str:
+    if request_hash != fingerprint:
         raise InvalidHeaders()
-    return existing.id
+    return sync_id
 
 
 def _conflict(kind: str) -> CleengError:
     return TransferInProgress() if kind == TRANSFER else SyncInProgress()
+
+
+def _check(caller: Caller, body: PurchaseRequest, found: Preflight) -> None:
+    if caller.kind == "customer" and caller.customer_id != body.cleeng_customer_id:
+        raise Forbidden()
+    if not found.active:
+        raise IntegrationNotActive()
+    if not found.customer:
+        raise CustomerNotFound()
 
 
 async def start_sync(
@@ -105,20 +142,14 @@ async def start_sync(
     """Accept a register or a transfer: checks, then the sync and its job in this transaction."""
     publisher_id = caller.publisher_id
     assert publisher_id is not None
-    if caller.kind == "customer" and caller.customer_id != body.cleeng_customer_id:
-        raise Forbidden()
-    await _require_integration(session, publisher_id)
-    await _require_customer(session, publisher_id, body.cleeng_customer_id)
+    found = await _preflight(session, publisher_id, body, correlation_id)
+    _check(caller, body, found)
     fingerprint = body.fingerprint(kind)
-    if correlation_id is not None:
-        existing = await session.get(Synchronization, (publisher_id, correlation_id))
-        if existing is not None:
-            return _replay(existing, fingerprint)
-    purchase_key: str | None
+    if correlation_id is not None and found.replayed is not None:
+        return _replay(found.replayed, fingerprint, correlation_id)
+    purchase_key = found.original
     if kind == TRANSFER:
-        purchase_key = await _active_purchase(session, publisher_id, body.transaction_id)
-    else:
-        purchase_key = await known_purchase(session, publisher_id, body.transaction_id)
+        purchase_key = await _require_active_purchase(session, publisher_id, found.original)
     sync_id = correlation_id or str(uuid.uuid4())
     values = {
         "publisher_id": publisher_id,
@@ -130,24 +161,15 @@ async def start_sync(
         "ip_address": str(body.ip_address) if body.ip_address else None,
         "correlation_id": correlation_id,
         "request_hash": fingerprint,
-        "status": "processing",
-        "attempts": 0,
-        "created_at": now,
-        "updated_at": now,
+        "now": now,
     }
     try:
-        inserted = await session.scalar(
-            insert(Synchronization)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["publisher_id", "id"])
-            .returning(Synchronization.id)
-        )
+        inserted = await session.scalar(INSERT_WITH_JOB, values)
     except IntegrityError as exc:  # the partial unique indexes: one unfinalized sync
         raise _conflict(kind) from exc
     if inserted is None:  # the same Correlation-Id raced us: a replay after all
         existing = await session.get_one(Synchronization, (publisher_id, sync_id))
-        return _replay(existing, fingerprint)
-    await queue.enqueue(session, SYNC_JOB, job_payload(publisher_id, sync_id), now)
+        return _replay(existing.request_hash, fingerprint, sync_id)
     return sync_id
 
 
