@@ -15,9 +15,11 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Job
+from app.models import Job, table
 
 WAKE_CHANNEL = "storekit_sync_jobs"
+JOBS = table(Job)
+J = JOBS.c
 LEASE = timedelta(seconds=30)
 
 
@@ -34,9 +36,9 @@ async def enqueue(
 ) -> int:
     """Add a job in the caller's transaction; it becomes visible to workers at commit."""
     job_id = await session.scalar(
-        insert(Job)
+        insert(JOBS)
         .values(kind=kind, payload=payload, run_at=run_at, attempts=0, created_at=run_at)
-        .returning(Job.id)
+        .returning(J.id)
     )
     assert job_id is not None
     return int(job_id)
@@ -47,17 +49,17 @@ async def claim(
 ) -> list[ClaimedJob]:
     """Take up to `limit` due jobs that nobody holds (or whose holder's lease ran out)."""
     due = (
-        select(Job.id)
-        .where(Job.run_at <= now, (Job.locked_until.is_(None)) | (Job.locked_until < now))
-        .order_by(Job.run_at)
+        select(J.id)
+        .where(J.run_at <= now, (J.locked_until.is_(None)) | (J.locked_until < now))
+        .order_by(J.run_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     rows = await session.execute(
-        update(Job)
-        .where(Job.id.in_(due.scalar_subquery()))
-        .values(locked_by=worker_id, locked_until=now + lease, attempts=Job.attempts + 1)
-        .returning(Job.id, Job.kind, Job.payload, Job.attempts)
+        update(JOBS)
+        .where(J.id.in_(due.scalar_subquery()))
+        .values(locked_by=worker_id, locked_until=now + lease, attempts=J.attempts + 1)
+        .returning(J.id, J.kind, J.payload, J.attempts)
     )
     return [ClaimedJob(*row) for row in rows]
 
@@ -72,14 +74,14 @@ async def heartbeat(
     """Renew the lease of the jobs this worker still holds."""
     if job_ids:
         await session.execute(
-            update(Job)
-            .where(Job.id.in_(job_ids), Job.locked_by == worker_id)
+            update(JOBS)
+            .where(J.id.in_(job_ids), J.locked_by == worker_id)
             .values(locked_until=now + lease)
         )
 
 
 async def complete(session: AsyncSession, job_id: int) -> None:
-    await session.execute(delete(Job).where(Job.id == job_id))
+    await session.execute(delete(JOBS).where(J.id == job_id))
 
 
 async def reschedule(
@@ -87,8 +89,8 @@ async def reschedule(
 ) -> None:
     """Release a job to run again at `run_at` (a retry, or a job handed back at shutdown)."""
     await session.execute(
-        update(Job)
-        .where(Job.id == job_id)
+        update(JOBS)
+        .where(J.id == job_id)
         .values(run_at=run_at, locked_by=None, locked_until=None, last_error=error)
     )
 
@@ -97,9 +99,9 @@ async def release(session: AsyncSession, worker_id: str, job_ids: list[int]) -> 
     """Hand back held jobs at once (graceful shutdown), without counting the try."""
     if job_ids:
         await session.execute(
-            update(Job)
-            .where(Job.id.in_(job_ids), Job.locked_by == worker_id)
-            .values(locked_by=None, locked_until=None, attempts=Job.attempts - 1)
+            update(JOBS)
+            .where(J.id.in_(job_ids), J.locked_by == worker_id)
+            .values(locked_by=None, locked_until=None, attempts=J.attempts - 1)
         )
 
 
@@ -110,7 +112,7 @@ async def wake_workers(session: AsyncSession) -> None:
 async def depth(session: AsyncSession, now: datetime) -> tuple[int, float]:
     """How many jobs are due, and the age in seconds of the oldest due one."""
     count, oldest = (
-        await session.execute(select(func.count(), func.min(Job.run_at)).where(Job.run_at <= now))
+        await session.execute(select(func.count(), func.min(J.run_at)).where(J.run_at <= now))
     ).one()
     age = (now - oldest).total_seconds() if oldest is not None else 0.0
     return int(count), max(age, 0.0)

@@ -52,6 +52,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
+        self._backlog = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -94,12 +95,14 @@ class Worker:
             task = asyncio.create_task(self._execute(job))
             self._running[job.id] = task
             task.add_done_callback(functools.partial(self._done, job.id))
-        if len(claimed) == free:
-            self._wake.set()  # there may be more: claim again as soon as a slot frees
+        # A full claim means more may be waiting: claim again as soon as a slot frees. Otherwise
+        # the queue was drained, and only new work (a wake-up) or the poll brings more.
+        self._backlog = len(claimed) == free
 
     def _done(self, job_id: int, _: object = None) -> None:
         self._running.pop(job_id, None)
-        self._wake.set()
+        if self._backlog:
+            self._wake.set()
 
     async def _idle(self) -> None:
         if self.concurrency - len(self._running) <= 0:

@@ -73,11 +73,23 @@ async def _load(
 ) -> tuple[Synchronization, Integration | None] | None:
     """The sync and its publisher's integration; None (job done) when the sync is already final."""
     async with unit_of_work(context.sessions) as session:
-        sync = await session.get(Synchronization, (ref.publisher_id, ref.sync_id))
-        if sync is None or sync.status == "finalized":
+        found = (
+            await session.execute(
+                select(Synchronization, StoreKit2Integration)
+                .outerjoin(
+                    StoreKit2Integration,
+                    StoreKit2Integration.publisher_id == Synchronization.publisher_id,
+                )
+                .where(
+                    Synchronization.publisher_id == ref.publisher_id,
+                    Synchronization.id == ref.sync_id,
+                )
+            )
+        ).one_or_none()
+        if found is None or found[0].status == "finalized":
             await queue.complete(session, ref.job_id)
             return None
-        row = await session.get(StoreKit2Integration, ref.publisher_id)
+        sync, row = found
         if row is None or not row.active:
             return sync, None
         return sync, Integration.from_row(row, context.secrets)

@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import WebhookEvent
+from app.models import WebhookEvent, table
 from app.webhooks.fanout import fan_out
 
+EVENTS = table(WebhookEvent)
 TOPICS = (
     "inappPurchaseSyncResult",
     "inappPurchaseValidationSucceeded",
@@ -43,7 +44,7 @@ async def emit(
     if topic not in TOPICS:
         raise ValueError(f"unknown webhook topic {topic!r}")
     event_id = await session.scalar(
-        insert(WebhookEvent)
+        insert(EVENTS)
         .values(
             publisher_id=publisher_id,
             topic=topic,
@@ -51,7 +52,7 @@ async def emit(
             synchronization_id=synchronization_id,
             created_at=now,
         )
-        .returning(WebhookEvent.id)
+        .returning(EVENTS.c.id)
     )
     assert event_id is not None
     await fan_out(session, int(event_id), publisher_id, topic, now)

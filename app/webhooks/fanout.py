@@ -15,7 +15,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.jobs.queue import enqueue
+from app.models import table
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+DELIVERIES = table(WebhookDelivery)
 
 DELIVERY_JOB = "webhook_delivery"
 
@@ -71,9 +74,7 @@ async def fan_out(
     if not endpoints:
         return []
     rows = [_delivery_row(event_id, publisher_id, topic, e, now) for e in endpoints]
-    ids = list(
-        await session.scalars(insert(WebhookDelivery).values(rows).returning(WebhookDelivery.id))
-    )
+    ids = list(await session.scalars(insert(DELIVERIES).values(rows).returning(DELIVERIES.c.id)))
     for delivery_id in ids:
         await enqueue(session, DELIVERY_JOB, {"deliveryId": delivery_id}, run_at=now)
     return ids
