@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/storekit-sync serve --host 127.0.0.1 --port 8000
+	$(BIN)/storekit-sync dev --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
 	$(BIN)/pytest
