@@ -11,9 +11,9 @@ import time
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from app.middleware import ResponseWatch
+from app.middleware import HttpMiddleware, ResponseWatch
 from app.models import Job, Synchronization
 from app.webhooks.models import WebhookDelivery
 
@@ -52,16 +52,10 @@ def _route(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
-class RequestMetrics:
+class RequestMetrics(HttpMiddleware):
     """Counts and times every request by method, route template and status."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started, watch = time.perf_counter(), ResponseWatch(send)
         try:
             await self.app(scope, receive, watch.send)

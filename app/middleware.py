@@ -57,6 +57,22 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+class HttpMiddleware:
+    """A pure ASGI middleware for HTTP requests; anything else passes through untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
 class ResponseWatch:
     """Wraps `send` to note the response's status once it has started."""
 
@@ -74,17 +90,13 @@ class ResponseWatch:
         await self._send(message)
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """Refuses bodies over 64 KiB with 413 REQ0005, from Content-Length before reading any of it,
     or as soon as a streamed body passes the limit."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
-        self.app, self.limit = app, limit
+    limit = MAX_BODY
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         length = _header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await send_error(send, PayloadTooLarge(), [(b"connection", b"close")])
@@ -107,16 +119,10 @@ class BodyLimit:
                 await send_error(send, PayloadTooLarge(), [(b"connection", b"close")])
 
 
-class RequestContext:
+class RequestContext(HttpMiddleware):
     """Validates `Correlation-Id` and puts it in the logging context for the request."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = _header(scope, b"correlation-id")
         if raw is not None and not CORRELATION_ID.fullmatch(raw.decode("latin-1")):
             await send_error(send, InvalidHeaders())
@@ -128,16 +134,10 @@ class RequestContext:
             correlation_id_var.reset(token)
 
 
-class ErrorBoundary:
+class ErrorBoundary(HttpMiddleware):
     """Anything unexpected becomes 500 S0001: logged with its trace, never returned."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         watch = ResponseWatch(send)
         try:
             await self.app(scope, receive, watch.send)

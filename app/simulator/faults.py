@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from app.middleware import HttpMiddleware
 
 DROP_MARK = b"x-simulator-drop"
 
@@ -95,15 +97,10 @@ class ConnectionDropped(Exception):
     """Raised on purpose to make the server close the connection without answering."""
 
 
-class DropConnectionMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+class DropConnectionMiddleware(HttpMiddleware):
+    """Turns a response marked by :func:`drop_response` into a closed connection."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def guarded_send(message: Message) -> None:
             if message["type"] == "http.response.start" and _is_marked(message):
                 await _drop(send)
