@@ -155,6 +155,9 @@ async def _call(operation: str, coroutine: Any) -> Any:
     except httpx.TransportError as exc:
         outcome = type(exc).__name__
         raise AppleTransient(f"Apple unreachable: {type(exc).__name__}") from exc
+    except Exception as exc:  # say, a 2xx body that is not JSON (a proxy's error page)
+        outcome = type(exc).__name__
+        raise AppleTransient(f"unexpected answer from Apple: {type(exc).__name__}") from exc
     finally:
         APPLE_CALLS.labels(operation, outcome).inc()
         APPLE_LATENCY.labels(operation).observe(time.perf_counter() - started)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
 from app.models import Customer, Subscription
-from app.webhooks.payloads import is_active
+from app.webhooks.payloads import access_end, is_active
 
 
 def active_clause(now: datetime) -> ColumnElement[bool]:
@@ -57,9 +57,10 @@ async def entitlement(
     active = list(rows)
     if not active:
         return Access(False, None)
-    if any(s.expires_at is None for s in active):
+    ends = [access_end(s) for s in active]
+    if any(end is None for end in ends):
         return Access(True, None)
-    return Access(True, max(s.expires_at for s in active if s.expires_at is not None))
+    return Access(True, max(end for end in ends if end is not None))
 
 
 async def require_customer(session: AsyncSession, publisher_id: int, customer_id: int) -> None:

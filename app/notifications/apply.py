@@ -40,10 +40,17 @@ def _facts(note: AppleNotification) -> ApplePurchase:
     )
 
 
-def _older(note: AppleNotification, subscription: Subscription) -> Result | None:
+def _older(
+    note: AppleNotification, subscription: Subscription, synced: bool = False
+) -> Result | None:
+    """None when the notification is not older than the state held. A notification that waited
+    for its purchase's sync, which fetched a newer state from Apple, is in that state already."""
     held = subscription.apple_signed_at
     if held is None or note.signed_at >= held:
         return None
+    if synced:
+        outcome = f"already in the state the sync fetched from Apple (signed {iso(held)})"
+        return Result(APPLIED, outcome, subscription.id)
     return Result(IGNORED, f"older than the state held (signed {iso(held)})", subscription.id)
 
 
@@ -77,13 +84,15 @@ async def _without_current(
     return Result(IGNORED, f"subscription {ended.id} is terminated ({reason})", ended.id)
 
 
-async def _decide(session: AsyncSession, note: AppleNotification, now: datetime) -> Result:
+async def _decide(
+    session: AsyncSession, note: AppleNotification, now: datetime, synced: bool
+) -> Result:
     original = note.original_transaction_id
     assert original is not None
     subscription = await current_subscription(session, note.publisher_id, original)
     if subscription is None:
         return await _without_current(session, note, original, now)
-    older = _older(note, subscription)
+    older = _older(note, subscription, synced)
     if older is not None:
         return older
     step = Step(session, note, subscription, _facts(note), now)
@@ -91,12 +100,15 @@ async def _decide(session: AsyncSession, note: AppleNotification, now: datetime)
     return Result(APPLIED, outcome, subscription.id)
 
 
-async def apply_notification(session: AsyncSession, note: AppleNotification, now: datetime) -> None:
-    """Apply one pending notification (locked by the caller); any other status is left alone."""
+async def apply_notification(
+    session: AsyncSession, note: AppleNotification, now: datetime, *, synced: bool = False
+) -> None:
+    """Apply one pending notification (locked by the caller); any other status is left alone.
+    `synced`: called by the sync of its purchase, with the state it just fetched from Apple."""
     has_purchase = note.transaction_id is not None and note.original_transaction_id is not None
     if note.status != PENDING or not is_actionable(note.notification_type, has_purchase):
         return
-    result = await _decide(session, note, now)
+    result = await _decide(session, note, now, synced)
     note.status, note.outcome, note.subscription_id = (
         result.status,
         result.outcome,
@@ -132,4 +144,4 @@ async def apply_pending(
         .with_for_update()
     )
     for note in list(notes):
-        await apply_notification(session, note, now)
+        await apply_notification(session, note, now, synced=True)

@@ -14,7 +14,7 @@ from app.apple.client import Integration
 from app.apple.notifications import VerifiedNotification, verify_notification
 from app.apple.transactions import AppleFinal, AppleTransient
 from app.context import Context
-from app.db import after_commit
+from app.db import after_commit, unit_of_work
 from app.errors import InvalidBody, ServiceUnavailable, detail
 from app.jobs import queue
 from app.models import StoreKit2Integration
@@ -25,13 +25,14 @@ from app.notifications.models import PENDING, STORED, AppleNotification
 STORED_ONLY = "stored only: this type changes no subscription"
 
 
-async def _active_integration(
-    context: Context, publisher_id: int, session: AsyncSession
-) -> Integration:
-    row = await session.get(StoreKit2Integration, publisher_id)
-    if row is None or not row.active:
-        raise InvalidBody(detail("publisherId", "no active StoreKit 2 integration"))
-    return Integration.from_row(row, context.secrets)
+async def _active_integration(context: Context, publisher_id: int) -> Integration:
+    """Read in a unit of work of its own: verification (OCSP with online checks) must not hold
+    the request's transaction, and its pooled connection, open while it waits on the network."""
+    async with unit_of_work(context.sessions) as lookup:
+        row = await lookup.get(StoreKit2Integration, publisher_id)
+        if row is None or not row.active:
+            raise InvalidBody(detail("publisherId", "no active StoreKit 2 integration"))
+        return Integration.from_row(row, context.secrets)
 
 
 async def _verified(
@@ -85,7 +86,7 @@ async def receive(
     session: AsyncSession, context: Context, publisher_id: int, signed: str
 ) -> tuple[str, bool]:
     """Verify and store a notification, with its job; return its UUID and whether it was known."""
-    integration = await _active_integration(context, publisher_id, session)
+    integration = await _active_integration(context, publisher_id)
     note = await _verified(context, integration, signed)
     now = context.clock.now()
     values = _row(publisher_id, note, signed, now)

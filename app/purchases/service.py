@@ -122,9 +122,7 @@ def _conflict(kind: str) -> CleengError:
     return TransferInProgress() if kind == TRANSFER else SyncInProgress()
 
 
-def _check(caller: Caller, body: PurchaseRequest, found: Preflight) -> None:
-    if caller.kind == "customer" and caller.customer_id != body.cleeng_customer_id:
-        raise Forbidden()
+def _check(found: Preflight) -> None:
     if not found.active:
         raise IntegrationNotActive()
     if not found.customer:
@@ -142,11 +140,13 @@ async def start_sync(
     """Accept a register or a transfer: checks, then the sync and its job in this transaction."""
     publisher_id = caller.publisher_id
     assert publisher_id is not None
+    if caller.kind == "customer" and caller.customer_id != body.cleeng_customer_id:
+        raise Forbidden()
     found = await _preflight(session, publisher_id, body, correlation_id)
-    _check(caller, body, found)
     fingerprint = body.fingerprint(kind)
-    if correlation_id is not None and found.replayed is not None:
+    if correlation_id is not None and found.replayed is not None:  # accepted before: same answer
         return _replay(found.replayed, fingerprint, correlation_id)
+    _check(found)
     purchase_key = found.original
     if kind == TRANSFER:
         purchase_key = await _require_active_purchase(session, publisher_id, found.original)

@@ -65,6 +65,10 @@ async def run_sync(context: Context, ref: SyncRef) -> None:
     except AppleFinal as exc:
         await _finalize_without_purchase(context, ref, exc.result, str(exc))
         return
+    except Exception as exc:  # anything else counts against the schedule too: never stuck
+        log.exception("unexpected error while asking Apple")
+        await _transient(context, ref, AppleTransient(f"unexpected error: {type(exc).__name__}"))
+        return
     await _finalize(context, ref, purchase)
 
 

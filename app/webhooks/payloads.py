@@ -17,15 +17,20 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def access_end(subscription: Subscription) -> datetime | None:
+    """Until when the subscription grants access: its expiry, or the end of a billing grace
+    period (Apple status 4) when that is later; None for good."""
+    until, grace = subscription.expires_at, subscription.grace_expires_at
+    if grace is not None and subscription.apple_status == 4:
+        return max(until, grace) if until else grace
+    return until
+
+
 def is_active(subscription: Subscription, now: datetime) -> bool:
     """The access rule of SPEC §4, applied to what is stored about the subscription."""
     if subscription.status != "active" or subscription.revoked_at is not None:
         return False
-    until = subscription.expires_at
-    if subscription.grace_expires_at is not None and subscription.apple_status == 4:
-        until = (
-            max(until, subscription.grace_expires_at) if until else subscription.grace_expires_at
-        )
+    until = access_end(subscription)
     return until is None or now < until
 
 
@@ -71,7 +76,7 @@ def validation_succeeded(
         "customerId": subscription.customer_id,
         "active": is_active(subscription, now),
         "inTrial": subscription.in_trial,
-        "expirationDate": iso(subscription.expires_at),
+        "expirationDate": iso(access_end(subscription)),
     }
     if previous is not None:
         data["prevSubscriptionId"] = previous.id
@@ -108,7 +113,7 @@ def subscription_event(subscription: Subscription, now: datetime, **extra: Any) 
         "offerId": subscription.offer_id,
         "customerId": subscription.customer_id,
         "active": is_active(subscription, now),
-        "expirationDate": iso(subscription.expires_at),
+        "expirationDate": iso(access_end(subscription)),
         "paymentGateway": PAYMENT_GATEWAY,
         **extra,
     }

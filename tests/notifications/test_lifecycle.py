@@ -131,9 +131,12 @@ async def test_billing_retry_ends_access_until_recovery(apple: Apple) -> None:
 
 async def test_a_grace_period_keeps_access_until_it_ends(apple: Apple, clock: MovableClock) -> None:
     bought, customer = await apple.subscribed()
-    await apple.act(bought["transactionId"], "grace-period", durationSeconds=3600)
+    in_grace = await apple.act(bought["transactionId"], "grace-period", durationSeconds=3600)
     assert await apple.worker.drain() == 1
-    assert (await apple.access(customer))["accessGranted"] is True
+    assert await apple.access(customer) == {  # SPEC §4: access until gracePeriodExpiresDate
+        "accessGranted": True,
+        "expiresAt": in_grace["gracePeriodExpiresDate"] // 1000,
+    }
     assert (await apple.subscription(customer))["status"] == "active"
     assert await apple.events() == []
     note = (await apple.notifications())[0]

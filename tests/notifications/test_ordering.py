@@ -149,3 +149,24 @@ async def test_a_resync_after_a_newer_notification_still_refreshes(apple: Apple)
     await apple.shop.accepted(customer, bought["transactionId"])
     assert await apple.worker.drain() == 1
     assert (await apple.subscription(customer))["autoRenew"] is True
+
+
+def test_an_older_waiting_notification_is_in_the_state_its_sync_fetched() -> None:
+    """Both timings of the test above, pinned down: a notification older than the state held is
+    ignored when it arrives, and counts as applied when it waited for its purchase's sync."""
+    from datetime import UTC, datetime, timedelta
+
+    from app.models import Subscription
+    from app.notifications.apply import _older
+    from app.notifications.models import APPLIED, IGNORED, AppleNotification
+
+    held = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    subscription = Subscription(id=7, apple_signed_at=held)
+    note = AppleNotification(signed_at=held - timedelta(seconds=2))
+    arrived = _older(note, subscription)
+    waited = _older(note, subscription, synced=True)
+    assert arrived is not None
+    assert arrived.status == IGNORED
+    assert waited is not None
+    assert waited.status == APPLIED
+    assert _older(AppleNotification(signed_at=held), subscription, synced=True) is None

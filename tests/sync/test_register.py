@@ -162,3 +162,16 @@ async def test_transfer(shop: Shop, worker: Worker) -> None:
     await worker.drain()
     by_renewal = await shop.register(third, renewed["transactionId"], path=transfers)
     assert by_renewal.status_code == 202, "a synchronized renewal names the purchase too"
+
+
+async def test_a_replay_answers_even_after_the_integration_is_off(shop: Shop) -> None:
+    bought = await shop.purchase()
+    headers = {**shop.publisher.headers, "Correlation-Id": f"corr-{uuid.uuid4()}"}
+    first = await shop.register(shop.customers[0], bought["transactionId"], headers=headers)
+    assert first.status_code == 202
+    url = f"/admin/publishers/{shop.publisher.id}/storekit2"
+    assert (await shop.client.delete(url, headers=ADMIN)).status_code == 204
+    replay = await shop.register(shop.customers[0], bought["transactionId"], headers=headers)
+    assert replay.status_code == 202, "what was accepted stays accepted"
+    assert replay.json() == first.json()
+    assert_envelope(await shop.register(shop.customers[0], "123"), 500, "SK2C0004")

@@ -166,3 +166,25 @@ async def test_stopping_hands_back_what_it_cannot_finish(shop: Shop, clock: Mova
     assert locked_by is None, "released at once, not left to its lease"
     assert attempts == 0, "a released job's try is not counted"
     assert (await shop.poll(sync_id))["status"] == "processing"
+
+
+async def test_an_unexpected_answer_counts_against_the_schedule(
+    shop: Shop, worker: Worker, clock: MovableClock
+) -> None:
+    """A 2xx that is not JSON (a proxy's error page) must not leave the sync unfinalized forever."""
+    import respx
+
+    bought = await shop.purchase()
+    sync_id = await shop.accepted(shop.customers[0], bought["transactionId"])
+    with respx.mock(assert_all_called=False) as mock:
+        mock.get(url__regex=r".*/inApps/v1/transactions/.*").respond(
+            200, text="<html>bad gateway</html>", headers={"content-type": "text/html"}
+        )
+        mock.route().pass_through()
+        for delay in (0, 1, 5, 30):
+            clock.advance(delay)
+            assert await worker.drain() == 1
+            status = (await shop.poll(sync_id))["status"]
+            assert status == ("finalized" if delay == 30 else "retrying")
+    assert (await shop.poll(sync_id))["result"] == "APPLE_UNAVAILABLE"
+    assert (await shop.register(shop.customers[0], bought["transactionId"])).status_code == 202
