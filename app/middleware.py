@@ -22,7 +22,8 @@ from app.logs import correlation_id_var
 log = logging.getLogger("app.errors")
 
 MAX_BODY = 64 * 1024
-CORRELATION_ID = re.compile(r"^[\x21-\x7e]{1,256}$")
+# SPEC §2: 1 to 256 printable characters; over 256 or a control character is malformed.
+CORRELATION_ID = re.compile(r"^[\x20-\x7e]{1,256}$")
 
 
 async def send_error(

@@ -19,7 +19,7 @@ router = APIRouter(tags=["storekit2"])
 
 CorrelationId = Annotated[
     str | None,
-    Header(alias="Correlation-Id", min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$"),
+    Header(alias="Correlation-Id", min_length=1, max_length=256, pattern=r"^[\x20-\x7e]+$"),
 ]
 SyncIdPath = Annotated[str, Path(alias="synchronizationId", min_length=1, max_length=256)]
 
@@ -99,7 +99,7 @@ def _answer(sync: Synchronization) -> SynchronizationAnswer:
 
 
 @router.get(
-    "/purchases/synchronizations/{synchronizationId}",
+    "/purchases/synchronizations/{synchronizationId:path}",  # ids may hold any printable
     operation_id="getSynchronization",
     summary="Poll a synchronization",
     response_model_exclude_none=True,

@@ -175,3 +175,15 @@ async def test_a_replay_answers_even_after_the_integration_is_off(shop: Shop) ->
     assert replay.status_code == 202, "what was accepted stays accepted"
     assert replay.json() == first.json()
     assert_envelope(await shop.register(shop.customers[0], "123"), 500, "SK2C0004")
+
+
+async def test_a_correlation_id_with_spaces_is_the_id(shop: Shop) -> None:
+    bought = await shop.purchase()
+    correlation = f"order {uuid.uuid4().hex[:8]} / try 1"
+    headers = {**shop.publisher.headers, "Correlation-Id": correlation}
+    answer = await shop.register(shop.customers[0], bought["transactionId"], headers=headers)
+    assert answer.json() == {"synchronizationId": correlation}
+    from urllib.parse import quote
+
+    polled = await shop.poll(quote(correlation, safe=""))
+    assert polled["correlationId"] == correlation
