@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.clock import Clock, SystemClock
 from app.config import Settings
-from app.db import create_engine, create_sessionmaker, resolve_database_url
+from app.db import after_commit, create_engine, create_sessionmaker, resolve_database_url
 from app.security import SecretBox, SigningKey, load_secret_key, load_signing_key
 
 if TYPE_CHECKING:
@@ -31,6 +31,11 @@ class Context:
     services: dict[str, Any] = field(default_factory=dict)
     # token hash -> (publisher id, monotonic expiry); tokens cannot be rotated or revoked yet
     publisher_tokens: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    def wake_workers_after_commit(self, session: AsyncSession) -> None:
+        """Once `session` commits the jobs it wrote, wake the workers (no waker: nothing to do)."""
+        if self.waker is not None:
+            after_commit(session, self.waker.poke)
 
     async def close(self) -> None:
         await self.engine.dispose()

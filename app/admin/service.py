@@ -180,7 +180,3 @@ async def get_customer(session: AsyncSession, publisher_id: int, customer_id: in
     if customer is None or customer.publisher_id != publisher_id:
         raise NotFound()
     return customer
-
-
-async def publisher_exists(session: AsyncSession, publisher_id: int) -> bool:
-    return await session.get(Publisher, publisher_id) is not None

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from app import errors as e
 from app.admin.schemas import OFFER_ID_PATTERN
+from app.admin.service import get_customer
 from app.auth import MAX_ID, CustomerCaller, PublisherCaller
 from app.deps import Ctx, Session
 from app.entitlements import service
@@ -60,7 +61,7 @@ async def customer_entitlement(
     context: Ctx,
 ) -> Entitlement:
     assert caller.publisher_id is not None
-    await service.require_customer(session, caller.publisher_id, customer_id)
+    await get_customer(session, caller.publisher_id, customer_id)  # 404 unless theirs
     access = await service.entitlement(
         session, caller.publisher_id, customer_id, offer_id, context.clock.now()
     )

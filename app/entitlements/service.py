@@ -8,8 +8,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import NotFound
-from app.models import Customer, Subscription
+from app.models import Subscription
 from app.webhooks.payloads import access_end, is_active
 
 
@@ -61,14 +60,6 @@ async def entitlement(
     if any(end is None for end in ends):
         return Access(True, None)
     return Access(True, max(end for end in ends if end is not None))
-
-
-async def require_customer(session: AsyncSession, publisher_id: int, customer_id: int) -> None:
-    found = await session.scalar(
-        select(Customer.id).where(Customer.id == customer_id, Customer.publisher_id == publisher_id)
-    )
-    if found is None:
-        raise NotFound()
 
 
 @dataclass(frozen=True)

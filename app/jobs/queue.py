@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -107,12 +107,3 @@ async def release(session: AsyncSession, worker_id: str, job_ids: list[int]) -> 
 
 async def wake_workers(session: AsyncSession) -> None:
     await session.execute(text(f"NOTIFY {WAKE_CHANNEL}"))
-
-
-async def depth(session: AsyncSession, now: datetime) -> tuple[int, float]:
-    """How many jobs are due, and the age in seconds of the oldest due one."""
-    count, oldest = (
-        await session.execute(select(func.count(), func.min(J.run_at)).where(J.run_at <= now))
-    ).one()
-    age = (now - oldest).total_seconds() if oldest is not None else 0.0
-    return int(count), max(age, 0.0)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.context import Context
-from app.db import after_commit, unit_of_work
+from app.db import unit_of_work
 from app.jobs import queue
 from app.jobs.queue import ClaimedJob
 from app.notifications.apply import apply_notification
@@ -48,5 +48,4 @@ async def apply_notification_job(context: Context, job: ClaimedJob) -> None:
     async with unit_of_work(context.sessions) as session:
         await apply_stored(session, publisher_id, notification_id, context.clock.now())
         await queue.complete(session, job.id)
-        if context.waker is not None:  # the webhook deliveries it wrote
-            after_commit(session, context.waker.poke)
+        context.wake_workers_after_commit(session)  # the webhook deliveries it wrote

@@ -14,7 +14,7 @@ from app.apple.client import Integration
 from app.apple.notifications import VerifiedNotification, verify_notification
 from app.apple.transactions import AppleFinal, AppleTransient
 from app.context import Context
-from app.db import after_commit, unit_of_work
+from app.db import unit_of_work
 from app.errors import InvalidBody, ServiceUnavailable, detail
 from app.jobs import queue
 from app.models import StoreKit2Integration
@@ -93,8 +93,7 @@ async def receive(
     notification_id = await _store(session, values)
     if notification_id is not None and values["status"] == PENDING:
         await queue.enqueue(session, JOB_KIND, job_payload(publisher_id, notification_id), now)
-        if context.waker is not None:
-            after_commit(session, context.waker.poke)
+        context.wake_workers_after_commit(session)
     return note.notification_uuid, notification_id is None
 
 

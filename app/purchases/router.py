@@ -8,7 +8,6 @@ from fastapi import APIRouter, Header, Path, status
 
 from app import errors as e
 from app.auth import PublisherOrCustomer
-from app.db import after_commit
 from app.deps import Ctx, Session
 from app.models import Synchronization
 from app.openapi import error_responses
@@ -34,8 +33,7 @@ async def _start(
 ) -> Accepted:
     now = context.clock.now()
     sync_id = await service.start_sync(session, caller, body, correlation_id, kind, now)
-    if context.waker is not None:
-        after_commit(session, context.waker.poke)
+    context.wake_workers_after_commit(session)
     return Accepted(synchronization_id=sync_id)
 
 

@@ -87,14 +87,6 @@ async def _preflight(
     return Preflight(*row)
 
 
-async def known_purchase(
-    session: AsyncSession, publisher_id: int, transaction_id: str
-) -> str | None:
-    """The original transaction of a purchase this publisher has synchronized, if any."""
-    params = {"p": publisher_id, "c": 0, "t": transaction_id, "corr": None}
-    return Preflight(*(await session.execute(PREFLIGHT, params)).one()).original
-
-
 async def _require_active_purchase(
     session: AsyncSession, publisher_id: int, original: str | None
 ) -> str:

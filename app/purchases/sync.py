@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.apple.client import Integration
 from app.apple.transactions import AppleFinal, ApplePurchase, AppleTransient, fetch_purchase
 from app.context import Context
-from app.db import after_commit, unit_of_work
+from app.db import unit_of_work
 from app.jobs import queue
 from app.jobs.queue import ClaimedJob
 from app.logs import sync_id_var
@@ -121,11 +121,6 @@ async def _offer_for(session: AsyncSession, publisher_id: int, product_id: str) 
     )
 
 
-def _wake_after_commit(context: Context, session: AsyncSession) -> None:
-    if context.waker is not None:
-        after_commit(session, context.waker.poke)
-
-
 async def _finalize(context: Context, ref: SyncRef, purchase: ApplePurchase) -> None:
     now = context.clock.now()
     async with unit_of_work(context.sessions) as session:
@@ -138,7 +133,7 @@ async def _finalize(context: Context, ref: SyncRef, purchase: ApplePurchase) -> 
         await ownership.apply(session, sync, purchase, offer_id, outcome, now)
         await apply_pending(session, ref.publisher_id, purchase.original_transaction_id, now)
         await queue.complete(session, ref.job_id)
-        _wake_after_commit(context, session)
+        context.wake_workers_after_commit(session)
     SYNC_RESULTS.labels(str(sync.result)).inc()
     log.info("sync finalized", extra={"fields": {"result": sync.result}})
 
@@ -154,7 +149,7 @@ async def _finalize_without_purchase(
         sync.last_error = reason
         await ownership.finish_without_purchase(session, sync, result, now)
         await queue.complete(session, ref.job_id)
-        _wake_after_commit(context, session)
+        context.wake_workers_after_commit(session)
     SYNC_RESULTS.labels(result).inc()
     log.info("sync finalized", extra={"fields": {"result": result, "reason": reason}})
 
@@ -180,7 +175,7 @@ async def _transient(context: Context, ref: SyncRef, exc: AppleTransient) -> Non
             sync.last_error = str(exc)
             await ownership.finish_without_purchase(session, sync, UNAVAILABLE, now)
             await queue.complete(session, ref.job_id)
-            _wake_after_commit(context, session)
+            context.wake_workers_after_commit(session)
             SYNC_RESULTS.labels(UNAVAILABLE).inc()
             return
         sync.status, sync.last_error, sync.updated_at = "retrying", str(exc), now

@@ -68,7 +68,7 @@ async def fan_out(
 ) -> list[int]:
     """Create the event's deliveries and their jobs in the caller's transaction.
 
-    Waking the workers is the caller's (`after_commit(session, context.waker.poke)`, as the sync
+    Waking the workers is the caller's (`context.wake_workers_after_commit(session)`, as the sync
     job does); otherwise the jobs wait for the workers' next poll."""
     endpoints = await active_endpoints(session, publisher_id, topic)
     if not endpoints:

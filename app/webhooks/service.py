@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin.service import get_publisher
 from app.context import Context
-from app.db import after_commit
 from app.errors import ErrorDetail, InvalidBody, NotFound, detail
 from app.jobs.queue import enqueue
 from app.webhooks.events import TOPICS
@@ -165,7 +164,6 @@ async def replay_delivery(
     delivery.next_attempt_at = delivery.updated_at = now
     payload = {"deliveryId": delivery.id, "generation": delivery.generation}
     await enqueue(session, DELIVERY_JOB, payload, run_at=now)
-    if context.waker is not None:
-        after_commit(session, context.waker.poke)
+    context.wake_workers_after_commit(session)
     await session.flush()
     return delivery
