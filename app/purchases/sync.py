@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +26,8 @@ from app.models import OfferProduct, StoreKit2Integration, Synchronization
 from app.notifications.apply import apply_pending
 from app.purchases import ownership
 from app.purchases.outcome import decide
+from app.webhooks.delivery import HOLDER, deliver_held
+from app.webhooks.fanout import HeldDelivery, held_deliveries, hold_deliveries, lease_for
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +123,21 @@ async def _offer_for(session: AsyncSession, publisher_id: int, product_id: str) 
     )
 
 
+def _hold_webhooks(context: Context, session: AsyncSession, now: datetime) -> None:
+    """The finalizing transaction's webhooks are sent by this job right after its commit
+    (`_finalized`), not through the queue: their jobs are written leased to this process."""
+    hold_deliveries(session, HOLDER, lease_for(now, context.settings.webhook_timeout))
+
+
+async def _finalized(context: Context, result: str, held: list[HeldDelivery]) -> None:
+    SYNC_RESULTS.labels(result).inc()
+    await deliver_held(context, held)
+
+
 async def _finalize(context: Context, ref: SyncRef, purchase: ApplePurchase) -> None:
     now = context.clock.now()
     async with unit_of_work(context.sessions) as session:
+        _hold_webhooks(context, session, now)
         await ownership.lock_purchase(session, ref.publisher_id, purchase.original_transaction_id)
         sync = await _lock_sync(session, ref)
         if sync is None:
@@ -133,9 +147,9 @@ async def _finalize(context: Context, ref: SyncRef, purchase: ApplePurchase) -> 
         await ownership.apply(session, sync, purchase, offer_id, outcome, now)
         await apply_pending(session, ref.publisher_id, purchase.original_transaction_id, now)
         await queue.complete(session, ref.job_id)
-        context.wake_workers_after_commit(session)
-    SYNC_RESULTS.labels(str(sync.result)).inc()
+        held = held_deliveries(session)
     log.info("sync finalized", extra={"fields": {"result": sync.result}})
+    await _finalized(context, str(sync.result), held)
 
 
 async def _finalize_without_purchase(
@@ -143,15 +157,16 @@ async def _finalize_without_purchase(
 ) -> None:
     now = context.clock.now()
     async with unit_of_work(context.sessions) as session:
+        _hold_webhooks(context, session, now)
         sync = await _lock_sync(session, ref)
         if sync is None:
             return
         sync.last_error = reason
         await ownership.finish_without_purchase(session, sync, result, now)
         await queue.complete(session, ref.job_id)
-        context.wake_workers_after_commit(session)
-    SYNC_RESULTS.labels(result).inc()
+        held = held_deliveries(session)
     log.info("sync finalized", extra={"fields": {"result": result, "reason": reason}})
+    await _finalized(context, result, held)
 
 
 def retry_delay(
@@ -166,6 +181,7 @@ def retry_delay(
 async def _transient(context: Context, ref: SyncRef, exc: AppleTransient) -> None:
     now = context.clock.now()
     async with unit_of_work(context.sessions) as session:
+        _hold_webhooks(context, session, now)
         sync = await _lock_sync(session, ref)
         if sync is None:
             return
@@ -175,9 +191,11 @@ async def _transient(context: Context, ref: SyncRef, exc: AppleTransient) -> Non
             sync.last_error = str(exc)
             await ownership.finish_without_purchase(session, sync, UNAVAILABLE, now)
             await queue.complete(session, ref.job_id)
-            context.wake_workers_after_commit(session)
-            SYNC_RESULTS.labels(UNAVAILABLE).inc()
-            return
-        sync.status, sync.last_error, sync.updated_at = "retrying", str(exc), now
-        await queue.reschedule(session, ref.job_id, now + timedelta(seconds=delay), str(exc))
+        else:
+            sync.status, sync.last_error, sync.updated_at = "retrying", str(exc), now
+            await queue.reschedule(session, ref.job_id, now + timedelta(seconds=delay), str(exc))
+        held = held_deliveries(session)
+    if delay is None:
+        await _finalized(context, UNAVAILABLE, held)
+        return
     log.info("sync will retry", extra={"fields": {"attempts": sync.attempts, "reason": str(exc)}})

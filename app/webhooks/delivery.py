@@ -11,12 +11,18 @@ Three steps, and no transaction is open during the HTTP call:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import logging
+import os
+import socket
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.context import Context
@@ -25,6 +31,7 @@ from app.jobs import queue
 from app.jobs.queue import ClaimedJob
 from app.metrics import WEBHOOK_ATTEMPTS
 from app.models import WebhookEvent
+from app.webhooks.fanout import DELIVERY_JOB, HeldDelivery
 from app.webhooks.models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from app.webhooks.schedule import jittered, next_delay
 from app.webhooks.sending import Answer, Message, envelope, http_client, send
@@ -33,6 +40,8 @@ log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT_PER_ORIGIN = 4
 BUSY_RETRY_SECONDS = 1.0
+HELD_SLOT_WAIT = 1.0  # a held delivery waits this long for its origin, then goes to the queue
+HOLDER = f"{socket.gethostname()}:{os.getpid()}:held"
 GONE = 410
 ENDPOINT_REMOVED = "not sent: the endpoint was removed from the subscription"
 ENDPOINT_DISABLED = "not sent: the endpoint is disabled (it answered 410 Gone)"
@@ -44,6 +53,7 @@ class OriginSlots:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._in_flight: dict[str, int] = {}
+        self._waiters: dict[str, list[asyncio.Event]] = {}
 
     def try_acquire(self, origin: str) -> bool:
         held = self._in_flight.get(origin, 0)
@@ -52,12 +62,32 @@ class OriginSlots:
         self._in_flight[origin] = held + 1
         return True
 
+    async def acquire(self, origin: str, wait: float) -> bool:
+        """A slot for `origin`, waiting at most `wait` seconds for one to free."""
+        deadline = time.monotonic() + wait
+        while not self.try_acquire(origin):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            freed = asyncio.Event()
+            waiters = self._waiters.setdefault(origin, [])
+            waiters.append(freed)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(freed.wait(), remaining)
+            finally:
+                if freed in waiters:
+                    waiters.remove(freed)
+        return True
+
     def release(self, origin: str) -> None:
         held = self._in_flight.get(origin, 1) - 1
         if held > 0:
             self._in_flight[origin] = held
         else:
             self._in_flight.pop(origin, None)
+        for freed in self._waiters.pop(origin, []):
+            freed.set()
 
 
 slots = OriginSlots(MAX_IN_FLIGHT_PER_ORIGIN)
@@ -76,6 +106,34 @@ class Attempt:
     def origin(self) -> str:
         """Host and port: what the in-flight bound counts by."""
         return httpx.URL(self.message.url).netloc.decode("ascii")
+
+
+SUCCEEDED = text(
+    """
+    WITH delivery AS (
+        UPDATE webhook_deliveries SET
+            attempts = attempts + 1,
+            last_status_code = :status_code,
+            last_error = NULL,
+            schedule_step = schedule_step + CASE WHEN this_round THEN 1 ELSE 0 END,
+            next_attempt_at = CASE WHEN this_round THEN NULL ELSE next_attempt_at END,
+            updated_at = CASE WHEN this_round THEN CAST(:now AS timestamptz)
+                ELSE CAST(:started_at AS timestamptz) END,
+            status = CASE WHEN this_round THEN 'succeeded' ELSE status END
+        FROM (
+            SELECT status = 'pending' AND generation = :generation AS this_round
+            FROM webhook_deliveries WHERE id = :delivery_id FOR UPDATE
+        ) AS current
+        WHERE id = :delivery_id
+        RETURNING id
+    ), attempt AS (
+        INSERT INTO webhook_delivery_attempts
+            (delivery_id, attempted_at, status_code, error, duration_ms)
+        SELECT id, :started_at, :status_code, NULL, :duration_ms FROM delivery
+    )
+    DELETE FROM jobs WHERE id = :job_id
+    """
+)
 
 
 def _job_target(job: ClaimedJob) -> tuple[int, int]:
@@ -205,20 +263,51 @@ def _outcome(answer: Answer) -> str:
     return f"{answer.status_code // 100}xx"
 
 
+async def _succeeded(
+    session: AsyncSession, attempt: Attempt, started_at: datetime, answer: Answer, now: datetime
+) -> None:
+    """The common case in one statement: the attempt recorded, the round settled, the job done."""
+    await session.execute(
+        SUCCEEDED,
+        {
+            "delivery_id": attempt.delivery_id,
+            "generation": attempt.generation,
+            "job_id": attempt.job.id,
+            "status_code": answer.status_code,
+            "duration_ms": answer.duration_ms,
+            "started_at": started_at,
+            "now": now,
+        },
+    )
+
+
+async def _failed(
+    context: Context,
+    session: AsyncSession,
+    attempt: Attempt,
+    started_at: datetime,
+    answer: Answer,
+) -> None:
+    delivery = await session.get(WebhookDelivery, attempt.delivery_id, with_for_update=True)
+    if delivery is None:
+        await queue.complete(session, attempt.job.id)
+        return
+    _record_attempt(session, delivery, started_at, answer)
+    if delivery.status == "pending" and delivery.generation == attempt.generation:
+        await _settle_round(context, session, attempt.job, delivery, answer)
+    else:  # replayed or settled meanwhile: this job's round is over
+        await queue.complete(session, attempt.job.id)
+
+
 async def _conclude(
     context: Context, attempt: Attempt, started_at: datetime, answer: Answer
 ) -> None:
     """Step 3: one transaction for the attempt, the delivery's state and the job."""
     async with unit_of_work(context.sessions) as session:
-        delivery = await session.get(WebhookDelivery, attempt.delivery_id, with_for_update=True)
-        if delivery is None:
-            await queue.complete(session, attempt.job.id)
-            return
-        _record_attempt(session, delivery, started_at, answer)
-        if delivery.status == "pending" and delivery.generation == attempt.generation:
-            await _settle_round(context, session, attempt.job, delivery, answer)
-        else:  # replayed or settled meanwhile: this job's round is over
-            await queue.complete(session, attempt.job.id)
+        if answer.succeeded:
+            await _succeeded(session, attempt, started_at, answer, context.clock.now())
+        else:
+            await _failed(context, session, attempt, started_at, answer)
     WEBHOOK_ATTEMPTS.labels(_outcome(answer)).inc()
     log.info(
         "webhook delivery %s: %s",
@@ -245,3 +334,48 @@ async def deliver_job(context: Context, job: ClaimedJob) -> None:
     finally:
         slots.release(origin)
     await _conclude(context, attempt, started_at, answer)
+
+
+def _held_attempt(context: Context, held: HeldDelivery) -> Attempt:
+    job = ClaimedJob(held.job_id, DELIVERY_JOB, {"deliveryId": held.delivery_id}, 1)
+    body = envelope(held.publisher_id, held.topic, held.data)
+    secret = context.secrets.decrypt(held.secret_encrypted)
+    return Attempt(job, held.delivery_id, 0, Message(held.url, held.webhook_id, body, secret))
+
+
+async def _hand_back(context: Context, job_id: int) -> None:
+    """A held delivery that cannot go now goes to the queue, for any worker, at once."""
+    async with unit_of_work(context.sessions) as session:
+        await queue.release(session, HOLDER, [job_id])
+        context.wake_workers_after_commit(session)
+
+
+async def _send_held(context: Context, held: HeldDelivery) -> None:
+    attempt = _held_attempt(context, held)
+    origin = attempt.origin
+    if not await slots.acquire(origin, HELD_SLOT_WAIT):
+        await _hand_back(context, held.job_id)
+        return
+    try:
+        started_at = context.clock.now()
+        answer = await send(http_client(context), attempt.message, context.settings, started_at)
+    finally:
+        slots.release(origin)
+    await _conclude(context, attempt, started_at, answer)
+
+
+async def _send_in_order(context: Context, deliveries: list[HeldDelivery]) -> None:
+    for held in deliveries:
+        try:
+            await _send_held(context, held)
+        except Exception:  # its job stays leased; a worker sends it when the lease runs out
+            log.exception("held webhook delivery %s failed", held.delivery_id)
+
+
+async def deliver_held(context: Context, held: list[HeldDelivery]) -> None:
+    """Send deliveries whose jobs were written leased to this process (`hold_deliveries`), just
+    after their transaction committed: in order per endpoint, endpoints side by side."""
+    by_endpoint = itertools.groupby(
+        sorted(held, key=lambda h: h.endpoint_id), lambda h: h.endpoint_id
+    )
+    await asyncio.gather(*(_send_in_order(context, list(group)) for _, group in by_endpoint))

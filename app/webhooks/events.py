@@ -8,13 +8,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import WebhookEvent, table
-from app.webhooks.fanout import fan_out
+from app.webhooks.fanout import fan_out_event
 
-EVENTS = table(WebhookEvent)
 TOPICS = (
     "inappPurchaseSyncResult",
     "inappPurchaseValidationSucceeded",
@@ -38,22 +35,9 @@ async def emit(
 ) -> int:
     """Record one event in the caller's transaction and return its id.
 
-    In the same transaction: one delivery per active endpoint subscribed to the topic, each with
-    its delivery job.
+    In the same transaction, and the same statement: one delivery per active endpoint subscribed
+    to the topic, each with its delivery job.
     """
     if topic not in TOPICS:
         raise ValueError(f"unknown webhook topic {topic!r}")
-    event_id = await session.scalar(
-        insert(EVENTS)
-        .values(
-            publisher_id=publisher_id,
-            topic=topic,
-            payload=data,
-            synchronization_id=synchronization_id,
-            created_at=now,
-        )
-        .returning(EVENTS.c.id)
-    )
-    assert event_id is not None
-    await fan_out(session, int(event_id), publisher_id, topic, now)
-    return int(event_id)
+    return await fan_out_event(session, publisher_id, topic, data, now, synchronization_id)

@@ -1,80 +1,141 @@
 """From one event to its deliveries: one per active endpoint of the topic, each with its job.
 
-Runs inside `emit`, in the transaction that writes the event, so an event and its deliveries
-exist together or not at all (DESIGN decision 6).
+One statement writes the event, its deliveries and their jobs, in the transaction that caused
+the event, so they exist together or not at all (DESIGN decision 6).
+
+A caller that will send the deliveries itself right after its commit (the sync job does, so a
+sync's webhooks leave without a trip through the queue) asks for them to be *held*: their jobs
+are written already leased to it, so no worker takes them meanwhile; if the caller dies, the lease
+runs out and a worker sends them as usual.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.jobs.queue import enqueue
-from app.models import table
-from app.webhooks.models import WebhookDelivery, WebhookEndpoint
-
-DELIVERIES = table(WebhookDelivery)
-
 DELIVERY_JOB = "webhook_delivery"
+HOLD = "webhooks.hold"
+HELD = "webhooks.held"
 
-
-def new_webhook_id() -> str:
-    """The `webhook-id` of a delivery: one per event and endpoint, the same on every retry."""
-    return f"msg_{uuid.uuid4().hex}"
-
-
-def _delivery_row(
-    event_id: int, publisher_id: int, topic: str, endpoint: WebhookEndpoint, now: datetime
-) -> dict[str, Any]:
-    return {
-        "publisher_id": publisher_id,
-        "event_id": event_id,
-        "endpoint_id": endpoint.id,
-        "topic": topic,
-        "url": endpoint.url,
-        "webhook_id": new_webhook_id(),
-        "status": "pending",
-        "attempts": 0,
-        "generation": 0,
-        "schedule_step": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-async def active_endpoints(
-    session: AsyncSession, publisher_id: int, topic: str
-) -> list[WebhookEndpoint]:
-    statement = (
-        select(WebhookEndpoint)
-        .where(
-            WebhookEndpoint.publisher_id == publisher_id,
-            WebhookEndpoint.topic == topic,
-            WebhookEndpoint.active.is_(True),
-        )
-        .order_by(WebhookEndpoint.position)
+EMIT = text(
+    """
+    WITH event AS (
+        INSERT INTO webhook_events (publisher_id, topic, payload, synchronization_id, created_at)
+        VALUES (:publisher_id, :topic, :payload, :synchronization_id, :now)
+        RETURNING id
+    ), delivery AS (
+        INSERT INTO webhook_deliveries (publisher_id, event_id, endpoint_id, topic, url,
+            webhook_id, status, attempts, generation, schedule_step, next_attempt_at,
+            created_at, updated_at)
+        SELECT :publisher_id, event.id, endpoint.id, :topic, endpoint.url,
+            'msg_' || replace(gen_random_uuid()::text, '-', ''), 'pending', 0, 0, 0, :now,
+            :now, :now
+        FROM event, webhook_endpoints AS endpoint
+        WHERE endpoint.publisher_id = :publisher_id AND endpoint.topic = :topic
+            AND endpoint.active
+        ORDER BY endpoint.position
+        RETURNING id, endpoint_id, url, webhook_id
+    ), job AS (
+        INSERT INTO jobs (kind, payload, run_at, attempts, locked_by, locked_until, created_at)
+        SELECT :kind, jsonb_build_object('deliveryId', delivery.id), :now, :attempts,
+            :holder, :held_until, :now
+        FROM delivery
+        ORDER BY delivery.id
+        RETURNING id, (payload ->> 'deliveryId')::bigint AS delivery_id
     )
-    return list(await session.scalars(statement))
+    SELECT event.id AS event_id, job.id AS job_id, delivery.id AS delivery_id,
+        delivery.endpoint_id, delivery.url, delivery.webhook_id, endpoint.secret_encrypted
+    FROM event LEFT JOIN (
+        job JOIN delivery ON delivery.id = job.delivery_id
+        JOIN webhook_endpoints AS endpoint ON endpoint.id = delivery.endpoint_id
+    ) ON true
+    ORDER BY delivery.id
+    """
+).bindparams(bindparam("payload", type_=JSONB))
 
 
-async def fan_out(
-    session: AsyncSession, event_id: int, publisher_id: int, topic: str, now: datetime
-) -> list[int]:
-    """Create the event's deliveries and their jobs in the caller's transaction.
+@dataclass(frozen=True)
+class HeldDelivery:
+    """A delivery whose job is leased to the caller, with what it takes to send it."""
 
-    Waking the workers is the caller's (`context.wake_workers_after_commit(session)`, as the sync
-    job does); otherwise the jobs wait for the workers' next poll."""
-    endpoints = await active_endpoints(session, publisher_id, topic)
-    if not endpoints:
-        return []
-    rows = [_delivery_row(event_id, publisher_id, topic, e, now) for e in endpoints]
-    ids = list(await session.scalars(insert(DELIVERIES).values(rows).returning(DELIVERIES.c.id)))
-    for delivery_id in ids:
-        await enqueue(session, DELIVERY_JOB, {"deliveryId": delivery_id}, run_at=now)
-    return ids
+    job_id: int
+    delivery_id: int
+    endpoint_id: int
+    publisher_id: int
+    topic: str
+    url: str
+    webhook_id: str
+    secret_encrypted: bytes
+    data: dict[str, Any]
+
+
+def hold_deliveries(session: AsyncSession, holder: str, until: datetime) -> None:
+    """Lease the jobs of every delivery this session writes to `holder` until `until`."""
+    session.info[HOLD] = (holder, until)
+
+
+def held_deliveries(session: AsyncSession) -> list[HeldDelivery]:
+    """The deliveries written under `hold_deliveries`, in the order they were written."""
+    return list(session.info.get(HELD, []))
+
+
+async def fan_out_event(
+    session: AsyncSession,
+    publisher_id: int,
+    topic: str,
+    data: dict[str, Any],
+    now: datetime,
+    synchronization_id: str | None,
+) -> int:
+    """Write the event, its deliveries and their jobs; return the event's id.
+
+    Waking the workers for jobs that are not held is the caller's
+    (`context.wake_workers_after_commit(session)`); otherwise they wait for the next poll."""
+    holder, until = session.info.get(HOLD, (None, None))
+    rows = (
+        await session.execute(
+            EMIT,
+            {
+                "publisher_id": publisher_id,
+                "topic": topic,
+                "payload": data,
+                "synchronization_id": synchronization_id,
+                "now": now,
+                "kind": DELIVERY_JOB,
+                "attempts": 0 if holder is None else 1,
+                "holder": holder,
+                "held_until": until,
+            },
+        )
+    ).all()
+    if holder is not None:
+        held = session.info.setdefault(HELD, [])
+        for row in rows:
+            if row.job_id is not None:
+                held.append(_held(row, publisher_id, topic, data))
+    return int(rows[0].event_id)
+
+
+def _held(row: Any, publisher_id: int, topic: str, data: dict[str, Any]) -> HeldDelivery:
+    return HeldDelivery(
+        job_id=int(row.job_id),
+        delivery_id=int(row.delivery_id),
+        endpoint_id=int(row.endpoint_id),
+        publisher_id=publisher_id,
+        topic=topic,
+        url=str(row.url),
+        webhook_id=str(row.webhook_id),
+        secret_encrypted=bytes(row.secret_encrypted),
+        data=data,
+    )
+
+
+def lease_for(now: datetime, webhook_timeout: float) -> datetime:
+    """How long a held delivery's job stays leased: its whole attempt, and then some."""
+    return now + timedelta(seconds=webhook_timeout + 30.0)

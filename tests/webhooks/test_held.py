@@ -1,0 +1,101 @@
+"""Held deliveries: a sync sends its own webhooks right after its commit, never losing one.
+
+Their jobs are written leased to the sender, so no worker takes them meanwhile; a sender that
+dies leaves them to the workers once the lease runs out, and one that cannot reach the endpoint's
+origin at once hands them to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.clock import MovableClock
+from app.db import unit_of_work
+from app.webhooks import delivery as delivery_module
+from app.webhooks.delivery import HOLDER, deliver_held, slots
+from app.webhooks.events import emit
+from app.webhooks.fanout import HeldDelivery, held_deliveries, hold_deliveries, lease_for
+from tests.conftest import PublisherRef
+from tests.webhooks.conftest import TOPIC, context_of, deliveries, drain, job_run_at, subscribe
+from tests.webhooks.receiver import Receiver
+
+
+async def _emit_held(app: FastAPI, publisher_id: int, count: int = 1) -> list[HeldDelivery]:
+    context = context_of(app)
+    now = context.clock.now()
+    async with unit_of_work(context.sessions) as session:
+        hold_deliveries(session, HOLDER, lease_for(now, context.settings.webhook_timeout))
+        for n in range(count):
+            await emit(session, publisher_id, TOPIC, {"n": n}, now)
+        return held_deliveries(session)
+
+
+async def test_held_deliveries_go_out_after_commit_without_the_queue(
+    app: FastAPI, client: httpx.AsyncClient, publisher: PublisherRef, receiver: Receiver
+) -> None:
+    await subscribe(client, publisher, receiver, ["held-a", "held-b"])
+    held = await _emit_held(app, publisher.id, count=2)
+    assert [h.url for h in held] == [receiver.url(n) for n in ("held-a", "held-b")] * 2
+    assert await drain(app) == 0, "held jobs are not the workers' to take"
+    await deliver_held(context_of(app), held)
+    for name in ("held-a", "held-b"):
+        assert [body["data"]["n"] for body in receiver[name].verified()] == [0, 1]
+    settled = await deliveries(app, publisher.id)
+    assert [(d.status, d.attempts) for d in settled] == [("succeeded", 1)] * 4
+    assert all([await job_run_at(app, d.id) == [] for d in settled])
+
+
+async def test_held_deliveries_of_a_sender_that_died_go_out_when_the_lease_ends(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    publisher: PublisherRef,
+    receiver: Receiver,
+    clock: MovableClock,
+) -> None:
+    await subscribe(client, publisher, receiver, ["orphan"])
+    await _emit_held(app, publisher.id)  # and the sender dies before sending
+    assert await drain(app) == 0
+    clock.advance(context_of(app).settings.webhook_timeout + 31)
+    assert await drain(app) == 1
+    assert len(receiver["orphan"].verified()) == 1
+    ((status, attempts),) = [(d.status, d.attempts) for d in await deliveries(app, publisher.id)]
+    assert (status, attempts) == ("succeeded", 1)
+
+
+async def test_a_held_delivery_without_a_free_slot_goes_to_the_queue(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    publisher: PublisherRef,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await subscribe(client, publisher, receiver, ["busy"])
+    (held,) = await _emit_held(app, publisher.id)
+    origin = httpx.URL(held.url).netloc.decode("ascii")
+    monkeypatch.setattr(delivery_module, "HELD_SLOT_WAIT", 0.05)
+    taken = [slots.try_acquire(origin) for _ in range(delivery_module.MAX_IN_FLIGHT_PER_ORIGIN)]
+    assert all(taken)
+    try:
+        await deliver_held(context_of(app), [held])
+    finally:
+        for _ in taken:
+            slots.release(origin)
+    assert receiver["busy"].verified() == []
+    assert await drain(app) == 1, "handed back: any worker may take it at once"
+    assert len(receiver["busy"].verified()) == 1
+
+
+async def test_a_slot_freed_while_waiting_lets_the_held_delivery_go() -> None:
+    origin = "127.0.0.1:1"
+    limited = delivery_module.OriginSlots(1)
+    assert limited.try_acquire(origin)
+    waiting = asyncio.create_task(limited.acquire(origin, 5.0))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    limited.release(origin)
+    assert await waiting
+    assert not limited.try_acquire(origin), "the waiter holds the one slot"
