@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.clock import Clock, SystemClock
@@ -26,6 +27,7 @@ class Context:
     secrets: SecretBox
     signing_key: SigningKey
     clock: Clock
+    pool: asyncpg.Pool | None = None  # plain asyncpg, started by the runtime (`db.create_pool`)
     apple: AppleGateway | None = None
     waker: Waker | None = None
     services: dict[str, Any] = field(default_factory=dict)
@@ -37,7 +39,21 @@ class Context:
         if self.waker is not None:
             after_commit(session, self.waker.poke)
 
+    def wake_workers(self) -> None:
+        """Jobs were committed outside a session (a register): wake the workers now."""
+        if self.waker is not None:
+            self.waker.poke()
+
+    @property
+    def pg(self) -> asyncpg.Pool:
+        if self.pool is None:
+            raise RuntimeError("the asyncpg pool is not started (app.runtime.Runtime.start)")
+        return self.pool
+
     async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
         await self.engine.dispose()
 
 

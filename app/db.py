@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -100,6 +101,29 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     )
 
 
+async def create_pool(url: str, *, size: int = 10) -> asyncpg.Pool:
+    """Plain asyncpg beside the engine, for the one-statement hot path (a register): a third of
+    the CPU of the same statement through a session. A connection found dead is dropped by the
+    pool when it is released, so a lost database fails only the requests that find one."""
+    return await asyncpg.create_pool(
+        url,
+        min_size=1,
+        max_size=size,
+        timeout=5,
+        command_timeout=30,
+        max_inactive_connection_lifetime=300,
+        reset=_reset,
+    )
+
+
+async def _reset(connection: asyncpg.Connection) -> None:
+    """What a connection must not carry back to the pool: an open transaction. asyncpg's default
+    reset also clears session state (advisory locks, LISTEN, SET) that nothing here sets on these
+    connections, and costs a round trip on every release."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
@@ -133,6 +157,10 @@ def is_database_outage(exc: BaseException) -> bool:
     if isinstance(
         exc, OSError | ConnectionError | TimeoutError | InterfaceError | OperationalError
     ):
+        return True
+    if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.OperatorInterventionError):
+        return True  # lost or refused connections, and a server shutting down or starting
+    if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True

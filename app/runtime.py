@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from app.apple.client import AppleGateway
 from app.context import Context
+from app.db import create_pool
 from app.jobs.handlers import job_handlers
 from app.jobs.worker import Waker, Worker
 from app.webhooks.sending import start_http_client, stop_http_client
@@ -25,6 +26,7 @@ class Runtime:
 
     async def start(self, *, run_worker: bool | None = None) -> None:
         context = self.context
+        context.pool = await create_pool(context.database_url)
         context.apple = AppleGateway(context.settings)
         start_http_client(context)  # webhook deliveries
         if context.settings.run_worker if run_worker is None else run_worker:

@@ -17,7 +17,7 @@ GOALS = {
     "e2e_p99_ms_max_at_200_per_s": 100.0,
     "saturation_syncs_per_s_min": 400.0,
 }
-PROCESSES = ("service", "simulator", "sink", "postgres", "baseline", "harness")
+PROCESSES = ("service", "api", "simulator", "sink", "postgres", "baseline", "harness")
 
 
 def _ratio(mine: dict[str, Any], base: dict[str, Any]) -> float | None:
@@ -51,6 +51,7 @@ def assemble(
     registration = {
         **registration,
         "ratio": _ratio(registration["service"], registration["baseline"]),
+        "ratio_api": _ratio(registration["api"], registration["baseline"]),
     }
     return {
         "schema": SCHEMA,
@@ -105,7 +106,9 @@ def table(results: dict[str, Any]) -> str:
         _row(
             f"register: baseline (c={reg['baseline']['concurrency']}, one INSERT)", reg["baseline"]
         ),
+        _row(f"register: API alone (c={reg['api']['concurrency']}, --no-worker)", reg["api"]),
         f"{'register: ratio service / baseline':<44}{_num(reg['ratio'], 3):>10}",
+        f"{'register: ratio API alone / baseline':<44}{_num(reg['ratio_api'], 3):>10}",
         _row(f"end to end: offered {rate['offered_per_s']:g}/s", rate),
         _row(f"end to end: saturation ({sat['in_flight']} in flight)", sat),
         f"  end to end measured as: {rate['measured']}",
@@ -114,6 +117,7 @@ def table(results: dict[str, Any]) -> str:
         "",
         f"{'CPU s per 1,000':<44}" + "".join(f"{p:>10}" for p in PROCESSES),
         _cpu_row("register: service (per registration)", reg["service"]),
+        _cpu_row("register: API alone (per registration)", reg["api"]),
         _cpu_row("register: baseline (per registration)", reg["baseline"]),
         _cpu_row(f"syncs at {rate['offered_per_s']:g}/s", rate),
         _cpu_row("syncs at saturation", sat),

@@ -3,8 +3,10 @@ loopback; measure; stop them all (in reverse order, whatever happens) and drop t
 
 Phases, in this order: the baseline's registrations; syncs end to end at saturation (a closed
 loop: the queue stays bounded); syncs end to end at the offered rate (an open loop: a backlog is
-possible if the service cannot keep up); the service's registrations (last, as their syncs pile
-up behind them and would disturb any phase after).
+possible if the service cannot keep up); the service's registrations (near the end, as their syncs
+pile up behind them and would disturb any phase after); last, registrations on a second service
+process started with `--no-worker`, the API's own cost (the first process's worker syncs them
+meanwhile, as separate API and worker processes would).
 """
 
 from __future__ import annotations
@@ -80,10 +82,11 @@ def _service_env(work: Path, database_url: str, admin_token: str, sim_port: int)
 def start_all(stack: contextlib.ExitStack, work: Path) -> Setup:
     """Start every process, each stopped by `stack` on the way out (the service first). Waits
     only for the simulator, whose root certificate the service needs at start."""
-    log("starting PostgreSQL, the simulator, the sink, the baseline and the service")
+    log("starting PostgreSQL, the simulator, the sink, the baseline and the service (twice)")
     database_url = stack.enter_context(scratch_database())
     admin_token = f"bench-admin-{secrets.token_hex(12)}"
-    ports = {name: free_port() for name in ("service", "simulator", "sink", "baseline")}
+    names = ("service", "api", "simulator", "sink", "baseline")
+    ports = {name: free_port() for name in names}
     sim_port = str(ports["simulator"])
     sim_args = [str(BIN), "simulator", "--port", sim_port, "--cert-dir", str(work / "certs")]
     sim = stack.enter_context(running("simulator", sim_args, _env(), work, work))
@@ -96,12 +99,17 @@ def start_all(stack: contextlib.ExitStack, work: Path) -> Setup:
     service_env = _service_env(work, database_url, admin_token, ports["simulator"])
     service_args = [str(BIN), "serve", "--port", str(ports["service"])]
     service = stack.enter_context(running("service", service_args, service_env, work, work))
-    procs = {"service": service, "simulator": sim, "sink": sink, "baseline": baseline}
+    # The same service without its worker, for the API's own cost; started once the first has
+    # migrated the database.
+    wait_http(service, ports["service"], "/readyz", READY_TIMEOUT)
+    api_args = [str(BIN), "serve", "--no-worker", "--port", str(ports["api"])]
+    api = stack.enter_context(running("api", api_args, service_env, work, work))
+    procs = {"service": service, "api": api, "simulator": sim, "sink": sink, "baseline": baseline}
     return Setup(database_url, admin_token, ports, procs)
 
 
 async def _all_ready(setup: Setup) -> None:
-    paths = {"service": "/readyz", "sink": "/healthz", "baseline": "/healthz"}
+    paths = {"service": "/readyz", "api": "/readyz", "sink": "/healthz", "baseline": "/healthz"}
     await asyncio.gather(
         *(wait_ready(setup.procs[n], setup.ports[n], p, READY_TIMEOUT) for n, p in paths.items())
     )
@@ -143,9 +151,10 @@ async def _purchases(options: Options, setup: Setup, app: SimApp) -> Purchases:
     return Purchases(made[:first], made[first:second], made[second:])
 
 
-def _synthetic(count: int = 10_000_000) -> Iterator[str]:
-    """Transaction ids for the baseline, which asks no one about them: made as needed."""
-    return (str(3_000_000_000_000_000 + i) for i in range(count))
+def _synthetic(count: int = 10_000_000, first: int = 3_000_000_000_000_000) -> Iterator[str]:
+    """Transaction ids that no one is asked about as they are registered (the baseline; the API
+    alone, whose syncs the simulator then answers 'not found'): made as needed."""
+    return (str(first + i) for i in range(count))
 
 
 async def _sink_counts(port: int) -> dict[str, Any]:
@@ -188,6 +197,7 @@ async def measure(options: Options, setup: Setup, started: float) -> dict[str, A
     monitor = await asyncpg.connect(plain_url(setup.database_url))
     meter = CpuMeter(setup.pids, {"postgres": lambda: postgres_pids(monitor)})
     service = Target(setup.ports["service"], shop.headers, shop.customers)
+    api = Target(setup.ports["api"], shop.headers, shop.customers)
     baseline = Target(setup.ports["baseline"], {}, shop.customers)
     each = f"{options.warmup:g} s warm-up + {options.duration:g} s"
     try:
@@ -205,10 +215,13 @@ async def measure(options: Options, setup: Setup, started: float) -> dict[str, A
         mine = await registrations(
             service, iter(purchases.registrations), options.concurrency, timing, meter
         )
+        log(f"service API alone (serve --no-worker), {options.concurrency} concurrent, {each}")
+        ids = _synthetic(first=4_000_000_000_000_000)
+        api_only = await registrations(api, ids, options.concurrency, timing, meter)
         sink = await _sink_counts(setup.ports["sink"])
     finally:
         await completions.close()
         await monitor.close()
-    registration = {"service": mine, "baseline": base}
+    registration = {"service": mine, "api": api_only, "baseline": base}
     e2e = {"rate": at_rate, "saturation": saturation}
     return report.assemble(options, shop, times, registration, e2e, sink)

@@ -14,7 +14,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY = {"per_s", "p50_ms", "p90_ms", "p99_ms", "count", "ok", "errors", "cpu_s_per_1000"}
-PROCESSES = {"service", "simulator", "sink", "baseline", "postgres", "harness"}
+PROCESSES = {"service", "api", "simulator", "sink", "baseline", "postgres", "harness"}
 
 
 def test_a_tiny_run_writes_every_figure_and_stops_its_processes(tmp_path: Path) -> None:
@@ -30,7 +30,7 @@ def test_a_tiny_run_writes_every_figure_and_stops_its_processes(tmp_path: Path) 
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(out.read_text())
 
-    assert results["registration"].keys() >= {"service", "baseline", "ratio"}
+    assert results["registration"].keys() >= {"service", "api", "baseline", "ratio", "ratio_api"}
     assert results["end_to_end"].keys() >= {"rate", "saturation"}
     for part in (*results["registration"].values(), *results["end_to_end"].values()):
         if isinstance(part, dict):
@@ -40,6 +40,7 @@ def test_a_tiny_run_writes_every_figure_and_stops_its_processes(tmp_path: Path) 
     assert results["webhooks"].keys() >= {"available", "note"}
     assert results["goals"]["met"].keys() >= {"registration_ratio", "saturation_throughput"}
     assert "register: ratio service / baseline" in done.stdout
+    assert "register: ratio API alone / baseline" in done.stdout
 
     leftovers = [p for p in results["setup"]["pids"].values() if psutil.pid_exists(p)]
     assert not leftovers, f"processes still running after the harness: {leftovers}"

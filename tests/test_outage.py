@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 import pytest
 
 from app.clock import MovableClock
+from app.db import is_database_outage
 from app.main import create_app
-from tests.conftest import ADMIN, make_settings
+from tests.conftest import ADMIN, make_settings, new_customer, new_publisher
 from tests.pgproxy import PgProxy
 from tests.test_errors import assert_envelope
 
@@ -53,3 +55,52 @@ async def _ready_again(client: httpx.AsyncClient, seconds: float = 10) -> None:
         assert_envelope(answer, 503, "S0002")
         assert asyncio.get_running_loop().time() < deadline, "the service did not recover"
         await asyncio.sleep(0.05)
+
+
+async def test_a_register_on_a_lost_database_is_503_then_recovers(
+    proxy: PgProxy, database_url: str, data_dir: Path
+) -> None:
+    """The register runs on the plain asyncpg pool, not the engine: the same promise."""
+    database = urlsplit(database_url).path.lstrip("/")
+    app = create_app(make_settings(proxy.url(database), data_dir), clock=MovableClock())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            publisher = await new_publisher(client)
+            body = {
+                "cleengCustomerId": await new_customer(client, publisher),
+                "transactionId": "2000000123456789",
+            }
+
+            async def register() -> httpx.Response:
+                url = "/storekit2/purchases"
+                return await client.post(url, json=body, headers=publisher.headers)
+
+            # No integration yet: a reachable database answers SK2C0004 before anything is written.
+            assert_envelope(await register(), 500, "SK2C0004")
+            proxy.cut()
+            assert_envelope(await register(), 503, "S0002")
+            proxy.restore()
+            deadline = asyncio.get_running_loop().time() + 10
+            while (answer := await register()).status_code == 503:
+                assert_envelope(answer, 503, "S0002")
+                assert asyncio.get_running_loop().time() < deadline, "the pool did not recover"
+                await asyncio.sleep(0.05)
+            assert_envelope(answer, 500, "SK2C0004")
+
+
+@pytest.mark.parametrize(
+    ("error", "outage"),
+    [
+        (asyncpg.ConnectionDoesNotExistError("connection was closed in the middle"), True),
+        (asyncpg.AdminShutdownError("terminating connection due to administrator command"), True),
+        (asyncpg.CannotConnectNowError("the database system is starting up"), True),
+        (asyncpg.InterfaceError("cannot call Connection.fetch(): connection is closed"), True),
+        (ConnectionRefusedError(111, "Connection refused"), True),
+        (asyncpg.UniqueViolationError("duplicate key value"), False),
+        (asyncpg.InterfaceError("another operation is in progress"), False),
+        (ValueError("a bug"), False),
+    ],
+)
+def test_which_asyncpg_errors_mean_the_database_is_lost(error: Exception, outage: bool) -> None:
+    assert is_database_outage(error) is outage

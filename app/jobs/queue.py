@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -105,5 +105,4 @@ async def release(session: AsyncSession, worker_id: str, job_ids: list[int]) -> 
         )
 
 
-async def wake_workers(session: AsyncSession) -> None:
-    await session.execute(text(f"NOTIFY {WAKE_CHANNEL}"))
+NOTIFY = f"NOTIFY {WAKE_CHANNEL}"

@@ -195,8 +195,7 @@ class Waker:
         while self._pending.is_set():
             self._pending.clear()
             with contextlib.suppress(Exception):
-                async with unit_of_work(self.context.sessions) as session:
-                    await queue.wake_workers(session)
+                await self.context.pg.execute(queue.NOTIFY)
             await asyncio.sleep(self.min_interval)
 
     async def close(self) -> None:

@@ -27,13 +27,12 @@ async def _start(
     kind: str,
     body: PurchaseRequest,
     caller: PublisherOrCustomer,
-    session: Session,
     context: Ctx,
     correlation_id: str | None,
 ) -> Accepted:
     now = context.clock.now()
-    sync_id = await service.start_sync(session, caller, body, correlation_id, kind, now)
-    context.wake_workers_after_commit(session)
+    sync_id = await service.start_sync(context.pg, caller, body, correlation_id, kind, now)
+    context.wake_workers()  # committed: the 202 below is a promise kept
     return Accepted(synchronization_id=sync_id)
 
 
@@ -49,11 +48,10 @@ async def _start(
 async def register_purchase(
     body: PurchaseRequest,
     caller: PublisherOrCustomer,
-    session: Session,
     context: Ctx,
     correlation_id: CorrelationId = None,
 ) -> Accepted:
-    return await _start(service.REGISTER, body, caller, session, context, correlation_id)
+    return await _start(service.REGISTER, body, caller, context, correlation_id)
 
 
 @router.post(
@@ -72,11 +70,10 @@ async def register_purchase(
 async def transfer_purchase(
     body: PurchaseRequest,
     caller: PublisherOrCustomer,
-    session: Session,
     context: Ctx,
     correlation_id: CorrelationId = None,
 ) -> Accepted:
-    return await _start(service.TRANSFER, body, caller, session, context, correlation_id)
+    return await _start(service.TRANSFER, body, caller, context, correlation_id)
 
 
 def _answer(sync: Synchronization) -> SynchronizationAnswer:
