@@ -9,6 +9,7 @@ per task in `retry_after`).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,17 +52,34 @@ class Integration:
         return f"Integration(publisher_id={self.publisher_id}, bundle_id={self.bundle_id!r})"
 
     @classmethod
-    def from_row(cls, row: StoreKit2Integration, box: SecretBox) -> Integration:
+    def from_record(cls, record: Mapping[str, Any], box: SecretBox) -> Integration:
+        """From a `storekit2_integrations` row as asyncpg returns it."""
         return cls(
-            publisher_id=row.publisher_id,
-            bundle_id=row.bundle_id,
-            app_apple_id=row.app_apple_id,
-            issuer_id=row.issuer_id,
-            key_id=row.key_id,
-            private_key=box.decrypt(row.private_key_encrypted),
-            environment=row.environment,
-            updated_at=row.updated_at,
+            publisher_id=record["publisher_id"],
+            bundle_id=record["bundle_id"],
+            app_apple_id=record["app_apple_id"],
+            issuer_id=record["issuer_id"],
+            key_id=record["key_id"],
+            private_key=box.decrypt(record["private_key_encrypted"]),
+            environment=record["environment"],
+            updated_at=record["updated_at"],
         )
+
+    @classmethod
+    def from_row(cls, row: StoreKit2Integration, box: SecretBox) -> Integration:
+        return cls.from_record({name: getattr(row, name) for name in FIELDS}, box)
+
+
+FIELDS = (
+    "publisher_id",
+    "bundle_id",
+    "app_apple_id",
+    "issuer_id",
+    "key_id",
+    "private_key_encrypted",
+    "environment",
+    "updated_at",
+)
 
 
 class _Client(AsyncAppStoreServerAPIClient):

@@ -7,11 +7,13 @@ again when its lease runs out. Times come from the injected clock, never from SQ
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+import asyncpg
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,24 +46,26 @@ async def enqueue(
     return int(job_id)
 
 
+CLAIM = """
+UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE run_at <= $3 AND (locked_until IS NULL OR locked_until < $3)
+    ORDER BY run_at
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, kind, payload, attempts
+"""
+
+
 async def claim(
-    session: AsyncSession, worker_id: str, now: datetime, limit: int, lease: timedelta = LEASE
+    pool: asyncpg.Pool, worker_id: str, now: datetime, limit: int, lease: timedelta = LEASE
 ) -> list[ClaimedJob]:
-    """Take up to `limit` due jobs that nobody holds (or whose holder's lease ran out)."""
-    due = (
-        select(J.id)
-        .where(J.run_at <= now, (J.locked_until.is_(None)) | (J.locked_until < now))
-        .order_by(J.run_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    rows = await session.execute(
-        update(JOBS)
-        .where(J.id.in_(due.scalar_subquery()))
-        .values(locked_by=worker_id, locked_until=now + lease, attempts=J.attempts + 1)
-        .returning(J.id, J.kind, J.payload, J.attempts)
-    )
-    return [ClaimedJob(*row) for row in rows]
+    """Take up to `limit` due jobs that nobody holds (or whose holder's lease ran out).
+    One statement on the plain pool: it needs no transaction around it."""
+    rows = await pool.fetch(CLAIM, worker_id, now + lease, now, limit)
+    return [ClaimedJob(r["id"], r["kind"], json.loads(r["payload"]), r["attempts"]) for r in rows]
 
 
 async def heartbeat(
@@ -82,6 +86,9 @@ async def heartbeat(
 
 async def complete(session: AsyncSession, job_id: int) -> None:
     await session.execute(delete(JOBS).where(J.id == job_id))
+
+
+COMPLETE = "DELETE FROM jobs WHERE id = $1"
 
 
 async def reschedule(

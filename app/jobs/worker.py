@@ -113,8 +113,7 @@ class Worker:
 
     async def _claim(self, limit: int) -> list[ClaimedJob]:
         now = self.context.clock.now()
-        async with unit_of_work(self.context.sessions) as session:
-            return await queue.claim(session, self.id, now, limit, self.lease)
+        return await queue.claim(self.context.pg, self.id, now, limit, self.lease)
 
     async def _execute(self, job: ClaimedJob) -> None:
         handler = self.handlers.get(job.kind)

@@ -22,7 +22,7 @@ from app.jobs import queue
 from app.jobs.queue import ClaimedJob
 from app.logs import sync_id_var
 from app.metrics import SYNC_RESULTS
-from app.models import OfferProduct, StoreKit2Integration, Synchronization
+from app.models import OfferProduct, Synchronization
 from app.notifications.apply import apply_pending
 from app.purchases import ownership
 from app.purchases.outcome import decide
@@ -54,13 +54,13 @@ async def run_sync(context: Context, ref: SyncRef) -> None:
     loaded = await _load(context, ref)
     if loaded is None:
         return
-    sync, integration = loaded
+    transaction_id, integration = loaded
     if integration is None:
         await _transient(context, ref, AppleTransient("the StoreKit 2 integration is not active"))
         return
     assert context.apple is not None
     try:
-        purchase = await fetch_purchase(context.apple, integration, sync.transaction_id)
+        purchase = await fetch_purchase(context.apple, integration, transaction_id)
     except AppleTransient as exc:
         await _transient(context, ref, exc)
         return
@@ -74,31 +74,25 @@ async def run_sync(context: Context, ref: SyncRef) -> None:
     await _finalize(context, ref, purchase)
 
 
-async def _load(
-    context: Context, ref: SyncRef
-) -> tuple[Synchronization, Integration | None] | None:
-    """The sync and its publisher's integration; None (job done) when the sync is already final."""
-    async with unit_of_work(context.sessions) as session:
-        found = (
-            await session.execute(
-                select(Synchronization, StoreKit2Integration)
-                .outerjoin(
-                    StoreKit2Integration,
-                    StoreKit2Integration.publisher_id == Synchronization.publisher_id,
-                )
-                .where(
-                    Synchronization.publisher_id == ref.publisher_id,
-                    Synchronization.id == ref.sync_id,
-                )
-            )
-        ).one_or_none()
-        if found is None or found[0].status == "finalized":
-            await queue.complete(session, ref.job_id)
-            return None
-        sync, row = found
-        if row is None or not row.active:
-            return sync, None
-        return sync, Integration.from_row(row, context.secrets)
+LOAD = """
+SELECT s.status, s.transaction_id, i.active, i.publisher_id, i.bundle_id, i.app_apple_id,
+    i.issuer_id, i.key_id, i.private_key_encrypted, i.environment, i.updated_at
+FROM synchronizations AS s
+LEFT JOIN storekit2_integrations AS i ON i.publisher_id = s.publisher_id
+WHERE s.publisher_id = $1 AND s.id = $2
+"""
+
+
+async def _load(context: Context, ref: SyncRef) -> tuple[str, Integration | None] | None:
+    """The sync's transactionId and its publisher's active integration (None: not active); None
+    when the sync is already final (and then the job is done). No transaction: Apple is next."""
+    row = await context.pg.fetchrow(LOAD, ref.publisher_id, ref.sync_id)
+    if row is None or row["status"] == "finalized":
+        await context.pg.execute(queue.COMPLETE, ref.job_id)
+        return None
+    if not row["active"]:  # NULL when there is no integration at all
+        return str(row["transaction_id"]), None
+    return str(row["transaction_id"]), Integration.from_record(row, context.secrets)
 
 
 async def _lock_sync(session: AsyncSession, ref: SyncRef) -> Synchronization | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import text, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.context import Context
@@ -108,32 +108,32 @@ class Attempt:
         return httpx.URL(self.message.url).netloc.decode("ascii")
 
 
-SUCCEEDED = text(
-    """
-    WITH delivery AS (
-        UPDATE webhook_deliveries SET
-            attempts = attempts + 1,
-            last_status_code = :status_code,
-            last_error = NULL,
-            schedule_step = schedule_step + CASE WHEN this_round THEN 1 ELSE 0 END,
-            next_attempt_at = CASE WHEN this_round THEN NULL ELSE next_attempt_at END,
-            updated_at = CASE WHEN this_round THEN CAST(:now AS timestamptz)
-                ELSE CAST(:started_at AS timestamptz) END,
-            status = CASE WHEN this_round THEN 'succeeded' ELSE status END
-        FROM (
-            SELECT status = 'pending' AND generation = :generation AS this_round
-            FROM webhook_deliveries WHERE id = :delivery_id FOR UPDATE
-        ) AS current
-        WHERE id = :delivery_id
-        RETURNING id
-    ), attempt AS (
-        INSERT INTO webhook_delivery_attempts
-            (delivery_id, attempted_at, status_code, error, duration_ms)
-        SELECT id, :started_at, :status_code, NULL, :duration_ms FROM delivery
-    )
-    DELETE FROM jobs WHERE id = :job_id
-    """
+# A 2xx, in one statement with no transaction around it: the attempt recorded, the round settled
+# (unless a replay or another outcome settled it meanwhile), the job done.
+# $1 delivery, $2 generation, $3 job, $4 status code, $5 duration, $6 started at, $7 now.
+SUCCEEDED = """
+WITH delivery AS (
+    UPDATE webhook_deliveries SET
+        attempts = attempts + 1,
+        last_status_code = $4,
+        last_error = NULL,
+        schedule_step = schedule_step + CASE WHEN this_round THEN 1 ELSE 0 END,
+        next_attempt_at = CASE WHEN this_round THEN NULL ELSE next_attempt_at END,
+        updated_at = CASE WHEN this_round THEN $7::timestamptz ELSE $6::timestamptz END,
+        status = CASE WHEN this_round THEN 'succeeded' ELSE status END
+    FROM (
+        SELECT status = 'pending' AND generation = $2 AS this_round
+        FROM webhook_deliveries WHERE id = $1 FOR UPDATE
+    ) AS current
+    WHERE id = $1
+    RETURNING id
+), attempt AS (
+    INSERT INTO webhook_delivery_attempts
+        (delivery_id, attempted_at, status_code, error, duration_ms)
+    SELECT id, $6, $4, NULL, $5 FROM delivery
 )
+DELETE FROM jobs WHERE id = $3
+"""
 
 
 def _job_target(job: ClaimedJob) -> tuple[int, int]:
@@ -264,20 +264,17 @@ def _outcome(answer: Answer) -> str:
 
 
 async def _succeeded(
-    session: AsyncSession, attempt: Attempt, started_at: datetime, answer: Answer, now: datetime
+    context: Context, attempt: Attempt, started_at: datetime, answer: Answer
 ) -> None:
-    """The common case in one statement: the attempt recorded, the round settled, the job done."""
-    await session.execute(
+    await context.pg.execute(
         SUCCEEDED,
-        {
-            "delivery_id": attempt.delivery_id,
-            "generation": attempt.generation,
-            "job_id": attempt.job.id,
-            "status_code": answer.status_code,
-            "duration_ms": answer.duration_ms,
-            "started_at": started_at,
-            "now": now,
-        },
+        attempt.delivery_id,
+        attempt.generation,
+        attempt.job.id,
+        answer.status_code,
+        answer.duration_ms,
+        started_at,
+        context.clock.now(),
     )
 
 
@@ -303,10 +300,10 @@ async def _conclude(
     context: Context, attempt: Attempt, started_at: datetime, answer: Answer
 ) -> None:
     """Step 3: one transaction for the attempt, the delivery's state and the job."""
-    async with unit_of_work(context.sessions) as session:
-        if answer.succeeded:
-            await _succeeded(session, attempt, started_at, answer, context.clock.now())
-        else:
+    if answer.succeeded:
+        await _succeeded(context, attempt, started_at, answer)
+    else:
+        async with unit_of_work(context.sessions) as session:
             await _failed(context, session, attempt, started_at, answer)
     WEBHOOK_ATTEMPTS.labels(_outcome(answer)).inc()
     log.info(

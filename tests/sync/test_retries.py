@@ -101,8 +101,8 @@ async def test_a_dead_workers_job_runs_again_after_its_lease(
 ) -> None:
     bought = await shop.purchase()
     sync_id = await shop.accepted(shop.customers[0], bought["transactionId"])
-    async with unit_of_work(shop.context.sessions) as session:  # a worker claims it, then dies
-        claimed = await queue.claim(session, "dead-worker", clock.now(), 100)
+    # a worker claims it, then dies
+    claimed = await queue.claim(shop.context.pg, "dead-worker", clock.now(), 100)
     assert any(job.payload["synchronizationId"] == sync_id for job in claimed)
     assert await worker.drain() == 0, "the lease still holds"
     clock.advance(queue.LEASE.total_seconds() + 1)
