@@ -14,7 +14,8 @@ Snapshot = dict[str, dict[int, float]]
 
 
 class CpuMeter:
-    """`fixed` names one pid per process; `dynamic` names a process group found at each sample
+    """`fixed` names one pid per process, counted with its children (but the harness, whose
+    children are the other processes); `dynamic` names a process group found at each sample
     (PostgreSQL's backends come and go)."""
 
     def __init__(self, fixed: Mapping[str, int], dynamic: Mapping[str, PidSource]) -> None:
@@ -36,8 +37,18 @@ class CpuMeter:
         found = {pid: self._cpu(pid) for pid in set(pids)}
         return {pid: cpu for pid, cpu in found.items() if cpu is not None}
 
+    def _tree(self, pid: int) -> list[int]:
+        """The process and its children (`serve --workers N` runs its processes as children)."""
+        try:
+            return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+        except psutil.Error:
+            return [pid]
+
     async def snapshot(self) -> Snapshot:
-        sample = {name: self._measure([pid]) for name, pid in self.fixed.items()}
+        sample = {
+            name: self._measure([pid] if name == "harness" else self._tree(pid))
+            for name, pid in self.fixed.items()
+        }
         for name, source in self.dynamic.items():
             try:
                 sample[name] = self._measure(await source())

@@ -26,6 +26,7 @@ class Options:
     saturation_cap: float
     customers: int
     json_path: Path
+    processes: int = 1  # the service's: `serve --workers N`, each with the API and a worker
 
     def as_json(self) -> dict[str, Any]:
         values = asdict(self)
@@ -53,11 +54,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, help="registration phases: concurrent users")
     p.add_argument("--rate", type=float, help="end to end: offered syncs per second")
     p.add_argument("--in-flight", type=int, help="end to end at saturation: syncs in flight")
+    p.add_argument(
+        "--processes",
+        type=int,
+        help="service processes (serve --workers N), each with the API and a worker; default 1",
+    )
     p.add_argument("--json", type=Path, dest="json_path", help=f"default {DEFAULT_JSON}")
     return p
 
 
-LIMITS = {"duration": 3600.0, "concurrency": 1024, "rate": 5000.0, "in_flight": 1024}
+LIMITS = {
+    "duration": 3600.0,
+    "concurrency": 1024,
+    "rate": 5000.0,
+    "in_flight": 1024,
+    "processes": 64,
+}
 
 
 def _check(name: str, value: float) -> None:
@@ -71,7 +83,15 @@ def parse(argv: list[str] | None = None) -> Options:
     options = SIZES["tiny" if args.tiny else "quick" if args.quick else "full"]
     overrides = {
         key: getattr(args, key)
-        for key in ("duration", "warmup", "concurrency", "rate", "in_flight", "json_path")
+        for key in (
+            "duration",
+            "warmup",
+            "concurrency",
+            "rate",
+            "in_flight",
+            "processes",
+            "json_path",
+        )
         if getattr(args, key) is not None
     }
     options = replace(options, **overrides)

@@ -99,7 +99,9 @@ def table(results: dict[str, Any]) -> str:
     head = ["per s", "p50 ms", "p90 ms", "p99 ms", "ok", "failed"]
     lines = [
         f"storekit-sync benchmark ({results['options']['size']}, "
-        f"{results['options']['duration']:g} s per phase, {results['machine']['cpus']} CPUs, "
+        f"{results['options']['duration']:g} s per phase, "
+        f"{results['options'].get('processes', 1)} service process(es), "
+        f"{results['machine']['cpus']} CPUs, "
         f"load average at the end {results['machine']['load_average_at_end'][0]:g})",
         f"{'':<44}" + "".join(f"{h:>10}" for h in head),
         _row(f"register: service (c={reg['service']['concurrency']}, worker on)", reg["service"]),

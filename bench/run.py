@@ -79,7 +79,7 @@ def _service_env(work: Path, database_url: str, admin_token: str, sim_port: int)
     )
 
 
-def start_all(stack: contextlib.ExitStack, work: Path) -> Setup:
+def start_all(stack: contextlib.ExitStack, work: Path, processes: int = 1) -> Setup:
     """Start every process, each stopped by `stack` on the way out (the service first). Waits
     only for the simulator, whose root certificate the service needs at start."""
     log("starting PostgreSQL, the simulator, the sink, the baseline and the service (twice)")
@@ -98,6 +98,7 @@ def start_all(stack: contextlib.ExitStack, work: Path) -> Setup:
     wait_http(sim, ports["simulator"], "/healthz", READY_TIMEOUT)  # it has written root.der
     service_env = _service_env(work, database_url, admin_token, ports["simulator"])
     service_args = [str(BIN), "serve", "--port", str(ports["service"])]
+    service_args += ["--workers", str(processes)] if processes > 1 else []
     service = stack.enter_context(running("service", service_args, service_env, work, work))
     # The same service without its worker, for the API's own cost; started once the first has
     # migrated the database.
@@ -127,7 +128,7 @@ def run(options: Options) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="storekit-bench-")))
         started = time.monotonic()
-        setup = start_all(stack, work)
+        setup = start_all(stack, work, options.processes)
         return _run_async(measure(options, setup, started))
     raise AssertionError("unreachable")
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from sqlalchemy import delete, update
+from sqlalchemy import text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,11 +84,12 @@ async def heartbeat(
         )
 
 
+COMPLETE = "DELETE FROM jobs WHERE id = $1"  # on the plain pool
+_COMPLETE = text("DELETE FROM jobs WHERE id = :id")  # in a session's transaction
+
+
 async def complete(session: AsyncSession, job_id: int) -> None:
-    await session.execute(delete(JOBS).where(J.id == job_id))
-
-
-COMPLETE = "DELETE FROM jobs WHERE id = $1"
+    await session.execute(_COMPLETE, {"id": job_id})
 
 
 async def reschedule(

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apple.client import Integration
@@ -22,7 +22,7 @@ from app.jobs import queue
 from app.jobs.queue import ClaimedJob
 from app.logs import sync_id_var
 from app.metrics import SYNC_RESULTS
-from app.models import OfferProduct, Synchronization
+from app.models import Synchronization
 from app.notifications.apply import apply_pending
 from app.purchases import ownership
 from app.purchases.outcome import decide
@@ -109,12 +109,15 @@ async def _lock_sync(session: AsyncSession, ref: SyncRef) -> Synchronization | N
     return sync
 
 
+OFFER_FOR = text(
+    "SELECT offer_id FROM offer_products WHERE publisher_id = :publisher_id AND product_id = :product_id"
+)
+
+
 async def _offer_for(session: AsyncSession, publisher_id: int, product_id: str) -> str | None:
-    return await session.scalar(
-        select(OfferProduct.offer_id).where(
-            OfferProduct.publisher_id == publisher_id, OfferProduct.product_id == product_id
-        )
-    )
+    values = {"publisher_id": publisher_id, "product_id": product_id}
+    offer_id = await session.scalar(OFFER_FOR, values)
+    return None if offer_id is None else str(offer_id)
 
 
 def _hold_webhooks(context: Context, session: AsyncSession, now: datetime) -> None:
