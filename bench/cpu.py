@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 import psutil
 
@@ -18,9 +18,16 @@ class CpuMeter:
     children are the other processes); `dynamic` names a process group found at each sample
     (PostgreSQL's backends come and go)."""
 
-    def __init__(self, fixed: Mapping[str, int], dynamic: Mapping[str, PidSource]) -> None:
+    def __init__(
+        self,
+        fixed: Mapping[str, int],
+        dynamic: Mapping[str, PidSource],
+        names: Iterable[str] = (),
+    ) -> None:
+        """`names`: processes reported even while they do not run (as 0 s: they spent none)."""
         self.fixed = {**fixed, "harness": os.getpid()}
         self.dynamic = dict(dynamic)
+        self.names = set(names)
         self._processes: dict[int, psutil.Process] = {}
 
     def _cpu(self, pid: int) -> float | None:
@@ -61,7 +68,7 @@ class CpuMeter:
         await asyncio.sleep(max(0.0, start - time.monotonic()))
         before = await self.snapshot()
         await asyncio.sleep(max(0.0, end - time.monotonic()))
-        return delta(before, await self.snapshot())
+        return dict.fromkeys(self.names, 0.0) | delta(before, await self.snapshot())
 
 
 def delta(before: Snapshot, after: Snapshot) -> dict[str, float]:

@@ -1,12 +1,13 @@
 """Start PostgreSQL, the simulator, the sink, the baseline and the service as separate processes on
 loopback; measure; stop them all (in reverse order, whatever happens) and drop the database.
 
-Phases, in this order: the baseline's registrations; syncs end to end at saturation (a closed
-loop: the queue stays bounded); syncs end to end at the offered rate (an open loop: a backlog is
-possible if the service cannot keep up); the service's registrations (near the end, as their syncs
-pile up behind them and would disturb any phase after); last, registrations on a second service
-process started with `--no-worker`, the API's own cost (the first process's worker syncs them
-meanwhile, as separate API and worker processes would).
+Phases, in this order: the baseline's registrations; the API's registrations with no worker
+running anywhere (`serve --no-worker`, as the baseline's rows are processed by no one; their jobs
+are dropped afterwards); then the service starts (`serve`, the API and the worker in each
+process) for syncs end to end at saturation (a closed loop: the queue stays bounded), syncs end
+to end at the offered rate (an open loop: a backlog is possible if the service cannot keep up),
+and last the service's registrations with its worker on (their syncs pile up behind them and
+would disturb any phase after).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Setup:
     admin_token: str
     ports: dict[str, int]
     procs: dict[str, Proc]
+    service_env: dict[str, str]
+    work: Path
 
     @property
     def pids(self) -> dict[str, int]:
@@ -79,10 +82,12 @@ def _service_env(work: Path, database_url: str, admin_token: str, sim_port: int)
     )
 
 
-def start_all(stack: contextlib.ExitStack, work: Path, processes: int = 1) -> Setup:
-    """Start every process, each stopped by `stack` on the way out (the service first). Waits
-    only for the simulator, whose root certificate the service needs at start."""
-    log("starting PostgreSQL, the simulator, the sink, the baseline and the service (twice)")
+def start_all(stack: contextlib.ExitStack, work: Path) -> Setup:
+    """Start every process but the service, each stopped by `stack` on the way out. The API
+    (`serve --no-worker`) migrates the database; the service, with its worker, starts after the
+    registration phases that must run with no worker (`start_service`). Waits only for the
+    simulator, whose root certificate the API needs at start."""
+    log("starting PostgreSQL, the simulator, the sink, the baseline and the API (--no-worker)")
     database_url = stack.enter_context(scratch_database())
     admin_token = f"bench-admin-{secrets.token_hex(12)}"
     names = ("service", "api", "simulator", "sink", "baseline")
@@ -97,20 +102,28 @@ def start_all(stack: contextlib.ExitStack, work: Path, processes: int = 1) -> Se
     baseline = stack.enter_context(running("baseline", base_args, base_env, ROOT, work))
     wait_http(sim, ports["simulator"], "/healthz", READY_TIMEOUT)  # it has written root.der
     service_env = _service_env(work, database_url, admin_token, ports["simulator"])
-    service_args = [str(BIN), "serve", "--port", str(ports["service"])]
-    service_args += ["--workers", str(processes)] if processes > 1 else []
-    service = stack.enter_context(running("service", service_args, service_env, work, work))
-    # The same service without its worker, for the API's own cost; started once the first has
-    # migrated the database.
-    wait_http(service, ports["service"], "/readyz", READY_TIMEOUT)
     api_args = [str(BIN), "serve", "--no-worker", "--port", str(ports["api"])]
     api = stack.enter_context(running("api", api_args, service_env, work, work))
-    procs = {"service": service, "api": api, "simulator": sim, "sink": sink, "baseline": baseline}
-    return Setup(database_url, admin_token, ports, procs)
+    procs = {"api": api, "simulator": sim, "sink": sink, "baseline": baseline}
+    return Setup(database_url, admin_token, ports, procs, service_env, work)
+
+
+async def start_service(stack: contextlib.ExitStack, setup: Setup, processes: int) -> Proc:
+    """The service as it runs in production: `serve`, the API and the job worker in each of its
+    `processes`."""
+    log(f"starting the service (serve, worker on, {processes} process(es))")
+    args = [str(BIN), "serve", "--port", str(setup.ports["service"])]
+    args += ["--workers", str(processes)] if processes > 1 else []
+    service = stack.enter_context(
+        running("service", args, setup.service_env, setup.work, setup.work)
+    )
+    setup.procs["service"] = service
+    await wait_ready(service, setup.ports["service"], "/readyz", READY_TIMEOUT)
+    return service
 
 
 async def _all_ready(setup: Setup) -> None:
-    paths = {"service": "/readyz", "api": "/readyz", "sink": "/healthz", "baseline": "/healthz"}
+    paths = {"api": "/readyz", "sink": "/healthz", "baseline": "/healthz"}
     await asyncio.gather(
         *(wait_ready(setup.procs[n], setup.ports[n], p, READY_TIMEOUT) for n, p in paths.items())
     )
@@ -128,8 +141,8 @@ def run(options: Options) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="storekit-bench-")))
         started = time.monotonic()
-        setup = start_all(stack, work, options.processes)
-        return _run_async(measure(options, setup, started))
+        setup = start_all(stack, work)
+        return _run_async(measure(options, stack, setup, started))
     raise AssertionError("unreachable")
 
 
@@ -170,13 +183,13 @@ async def _sink_counts(port: int) -> dict[str, Any]:
 async def _prepare(
     options: Options, setup: Setup, started: float
 ) -> tuple[Shop, Purchases, dict[str, Any]]:
-    """Purchases are made while the service starts; then the publisher is provisioned."""
+    """Purchases are made while the API starts; then the publisher is provisioned through it."""
     app = await register_app(setup.ports["simulator"])
-    log("making purchases in the simulator while the service starts")
+    log("making purchases in the simulator while the API starts")
     purchases, _ = await asyncio.gather(_purchases(options, setup, app), _all_ready(setup))
     log("provisioning a publisher")
     shop = await provision(
-        setup.ports["service"], setup.ports["sink"], setup.admin_token, app, options.customers
+        setup.ports["api"], setup.ports["sink"], setup.admin_token, app, options.customers
     )
     if not shop.webhooks:
         log(f"{shop.webhook_note}: end to end is measured by polling")
@@ -191,19 +204,33 @@ async def _completions(shop: Shop, setup: Setup) -> Completions:
     return arrivals
 
 
-async def measure(options: Options, setup: Setup, started: float) -> dict[str, Any]:
+DROP_JOBS = "DELETE FROM jobs"
+
+
+async def measure(
+    options: Options, stack: contextlib.ExitStack, setup: Setup, started: float
+) -> dict[str, Any]:
     shop, purchases, times = await _prepare(options, setup, started)
     timing = Timing(options.warmup, options.duration, options.grace)
-    completions = await _completions(shop, setup)
     monitor = await asyncpg.connect(plain_url(setup.database_url))
-    meter = CpuMeter(setup.pids, {"postgres": lambda: postgres_pids(monitor)})
-    service = Target(setup.ports["service"], shop.headers, shop.customers)
+    names = ("service", *setup.pids)
+    meter = CpuMeter(setup.pids, {"postgres": lambda: postgres_pids(monitor)}, names)
     api = Target(setup.ports["api"], shop.headers, shop.customers)
     baseline = Target(setup.ports["baseline"], {}, shop.customers)
+    service = Target(setup.ports["service"], shop.headers, shop.customers)
     each = f"{options.warmup:g} s warm-up + {options.duration:g} s"
+    completions: Completions | None = None
     try:
         log(f"baseline registrations, {options.concurrency} concurrent, {each}")
         base = await registrations(baseline, _synthetic(), options.concurrency, timing, meter)
+        log(f"API alone (serve --no-worker, no worker anywhere), {options.concurrency} concurrent")
+        ids = _synthetic(first=4_000_000_000_000_000)
+        api_only = await registrations(api, ids, options.concurrency, timing, meter)
+        # Their syncs are not part of any later phase: no worker will ever run them.
+        await monitor.execute(DROP_JOBS)
+        meter.fixed["service"] = (await start_service(stack, setup, options.processes)).pid
+        times["pids"] = setup.pids
+        completions = await _completions(shop, setup)
         log(f"syncs end to end at saturation, {options.in_flight} in flight, {each}")
         saturation = await syncs_at_saturation(
             service, iter(purchases.at_saturation), options.in_flight, timing, meter, completions
@@ -212,16 +239,14 @@ async def measure(options: Options, setup: Setup, started: float) -> dict[str, A
         at_rate = await syncs_at_rate(
             service, iter(purchases.at_rate), options.rate, timing, meter, completions
         )
-        log(f"service registrations, {options.concurrency} concurrent, {each}")
+        log(f"service registrations (worker on), {options.concurrency} concurrent, {each}")
         mine = await registrations(
             service, iter(purchases.registrations), options.concurrency, timing, meter
         )
-        log(f"service API alone (serve --no-worker), {options.concurrency} concurrent, {each}")
-        ids = _synthetic(first=4_000_000_000_000_000)
-        api_only = await registrations(api, ids, options.concurrency, timing, meter)
         sink = await _sink_counts(setup.ports["sink"])
     finally:
-        await completions.close()
+        if completions is not None:
+            await completions.close()
         await monitor.close()
     registration = {"service": mine, "api": api_only, "baseline": base}
     e2e = {"rate": at_rate, "saturation": saturation}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -109,6 +110,10 @@ class SyncRequest:
     kind: str
     now: datetime
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        return self.body.fingerprint(self.kind)
+
     def arguments(self) -> tuple[object, ...]:
         body = self.body
         return (
@@ -119,7 +124,7 @@ class SyncRequest:
             self.correlation_id or str(uuid.uuid4()),
             self.kind,
             str(body.ip_address) if body.ip_address else None,
-            body.fingerprint(self.kind),
+            self.fingerprint,
             self.now,
         )
 
@@ -156,7 +161,7 @@ async def _accepted(
     connection: asyncpg.Connection, request: SyncRequest, found: Preflight, inserted: str | None
 ) -> str:
     """The sync's id: the new one, or the one a replayed Correlation-Id was given."""
-    fingerprint = request.body.fingerprint(request.kind)
+    fingerprint = request.fingerprint
     corr = request.correlation_id
     if corr is not None and found.replayed is not None:  # accepted before: the same answer
         return _replay(found.replayed, fingerprint, corr)
