@@ -24,6 +24,7 @@ from app.logs import sync_id_var
 from app.metrics import SYNC_RESULTS
 from app.models import Synchronization
 from app.notifications.apply import apply_pending
+from app.notifications.models import PENDING
 from app.purchases import ownership
 from app.purchases.outcome import decide
 from app.webhooks.delivery import HOLDER, deliver_held
@@ -109,15 +110,30 @@ async def _lock_sync(session: AsyncSession, ref: SyncRef) -> Synchronization | N
     return sync
 
 
-OFFER_FOR = text(
-    "SELECT offer_id FROM offer_products WHERE publisher_id = :publisher_id AND product_id = :product_id"
+# After the purchase's lock: the product's offer, and whether notifications wait for this sync.
+OFFER_AND_WAITING = text(
+    """
+    SELECT
+      (SELECT offer_id FROM offer_products
+        WHERE publisher_id = :publisher_id AND product_id = :product_id) AS offer_id,
+      EXISTS (SELECT 1 FROM apple_notifications
+        WHERE publisher_id = :publisher_id AND original_transaction_id = :original
+          AND status = :pending) AS waiting
+    """
 )
 
 
-async def _offer_for(session: AsyncSession, publisher_id: int, product_id: str) -> str | None:
-    values = {"publisher_id": publisher_id, "product_id": product_id}
-    offer_id = await session.scalar(OFFER_FOR, values)
-    return None if offer_id is None else str(offer_id)
+async def _offer_and_waiting(
+    session: AsyncSession, publisher_id: int, purchase: ApplePurchase
+) -> tuple[str | None, bool]:
+    values = {
+        "publisher_id": publisher_id,
+        "product_id": purchase.product_id,
+        "original": purchase.original_transaction_id,
+        "pending": PENDING,
+    }
+    offer_id, waiting = (await session.execute(OFFER_AND_WAITING, values)).one()
+    return (None if offer_id is None else str(offer_id)), bool(waiting)
 
 
 def _hold_webhooks(context: Context, session: AsyncSession, now: datetime) -> None:
@@ -139,10 +155,11 @@ async def _finalize(context: Context, ref: SyncRef, purchase: ApplePurchase) -> 
         sync = await _lock_sync(session, ref)
         if sync is None:
             return
-        offer_id = await _offer_for(session, ref.publisher_id, purchase.product_id)
+        offer_id, waiting = await _offer_and_waiting(session, ref.publisher_id, purchase)
         outcome = decide(purchase, offer_id, now)
         await ownership.apply(session, sync, purchase, offer_id, outcome, now)
-        await apply_pending(session, ref.publisher_id, purchase.original_transaction_id, now)
+        if waiting:  # notifications that arrived before this purchase was synchronized
+            await apply_pending(session, ref.publisher_id, purchase.original_transaction_id, now)
         await queue.complete(session, ref.job_id)
         held = held_deliveries(session)
     log.info("sync finalized", extra={"fields": {"result": sync.result}})
