@@ -107,7 +107,7 @@ async def create_pool(url: str, *, size: int = 10) -> asyncpg.Pool:
     pool when it is released, so a lost database fails only the requests that find one."""
     return await asyncpg.create_pool(
         url,
-        min_size=1,
+        min_size=0,  # connects on first use: a process may start before its database
         max_size=size,
         timeout=5,
         command_timeout=30,
@@ -158,8 +158,13 @@ def is_database_outage(exc: BaseException) -> bool:
         exc, OSError | ConnectionError | TimeoutError | InterfaceError | OperationalError
     ):
         return True
-    if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.OperatorInterventionError):
-        return True  # lost or refused connections, and a server shutting down or starting
+    if isinstance(
+        exc,
+        asyncpg.PostgresConnectionError
+        | asyncpg.OperatorInterventionError
+        | asyncpg.TooManyConnectionsError,
+    ):
+        return True  # lost or refused connections, a server shutting down or starting, or full
     if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:

@@ -110,6 +110,7 @@ def _operations(app: FastAPI) -> None:
         try:
             async with context.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
+            await context.pg.fetchval("SELECT 1")  # the pool that auth and register use
         except Exception as exc:
             if not is_database_outage(exc):
                 raise

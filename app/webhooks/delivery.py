@@ -31,7 +31,7 @@ from app.jobs import queue
 from app.jobs.queue import ClaimedJob
 from app.metrics import WEBHOOK_ATTEMPTS
 from app.models import WebhookEvent
-from app.webhooks.fanout import DELIVERY_JOB, HeldDelivery
+from app.webhooks.fanout import DELIVERY_JOB, HeldDelivery, lease_for
 from app.webhooks.models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from app.webhooks.schedule import jittered, next_delay
 from app.webhooks.sending import Answer, Message, envelope, http_client, send
@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT_PER_ORIGIN = 4
 BUSY_RETRY_SECONDS = 1.0
-HELD_SLOT_WAIT = 1.0  # a held delivery waits this long for its origin, then goes to the queue
+# A held delivery waits this long for a slot of its origin, then goes to the queue (a slow
+# endpoint must not hold the sync jobs of other publishers for long).
+HELD_SLOT_WAIT = 0.25
 HOLDER = f"{socket.gethostname()}:{os.getpid()}:held"
 GONE = 410
 ENDPOINT_REMOVED = "not sent: the endpoint was removed from the subscription"
@@ -340,33 +342,64 @@ def _held_attempt(context: Context, held: HeldDelivery) -> Attempt:
     return Attempt(job, held.delivery_id, 0, Message(held.url, held.webhook_id, body, secret))
 
 
-async def _hand_back(context: Context, job_id: int) -> None:
-    """A held delivery that cannot go now goes to the queue, for any worker, at once."""
-    async with unit_of_work(context.sessions) as session:
-        await queue.release(session, HOLDER, [job_id])
-        context.wake_workers_after_commit(session)
+RELEASE_HELD = """
+UPDATE jobs SET locked_by = NULL, locked_until = NULL, attempts = attempts - 1
+WHERE id = ANY($1::bigint[]) AND locked_by = $2
+"""
+# Before each held delivery after an endpoint's first: its lease, renewed for the whole attempt
+# (the first ones' leases, from the finalize, already cover theirs); NULL when it ran out and a
+# worker may hold the job now, which then is the worker's to send.
+RENEW_HELD = """
+UPDATE jobs SET locked_until = $3 WHERE id = $1 AND locked_by = $2 RETURNING id
+"""
 
 
-async def _send_held(context: Context, held: HeldDelivery) -> None:
+async def _hand_back(context: Context, held: list[HeldDelivery]) -> None:
+    """Held deliveries that will not go now go to the queue, for any worker, at once."""
+    if held:
+        await context.pg.execute(RELEASE_HELD, [h.job_id for h in held], HOLDER)
+        context.wake_workers()
+
+
+async def _renew(context: Context, held: HeldDelivery) -> bool:
+    until = lease_for(context.clock.now(), context.settings.webhook_timeout)
+    return await context.pg.fetchval(RENEW_HELD, held.job_id, HOLDER, until) is not None
+
+
+async def _send_held(context: Context, held: HeldDelivery) -> Answer | None:
+    """One held delivery, concluded; None when its origin stayed busy (then it is handed back)."""
     attempt = _held_attempt(context, held)
     origin = attempt.origin
     if not await slots.acquire(origin, HELD_SLOT_WAIT):
-        await _hand_back(context, held.job_id)
-        return
+        await _hand_back(context, [held])
+        return None
     try:
         started_at = context.clock.now()
         answer = await send(http_client(context), attempt.message, context.settings, started_at)
     finally:
         slots.release(origin)
     await _conclude(context, attempt, started_at, answer)
+    return answer
 
 
 async def _send_in_order(context: Context, deliveries: list[HeldDelivery]) -> None:
-    for held in deliveries:
+    """One endpoint's held deliveries, in order. What is not sent goes back to the queue: after a
+    410 (the queue's `_prepare` then settles them as the endpoint's), when the origin stays busy,
+    and when the worker is stopping (cancelled)."""
+    for position, held in enumerate(deliveries):
         try:
-            await _send_held(context, held)
+            if position and not await _renew(context, held):
+                continue  # its lease ran out: a worker has it
+            answer = await _send_held(context, held)
+        except asyncio.CancelledError:
+            await asyncio.shield(_hand_back(context, deliveries[position:]))
+            raise
         except Exception:  # its job stays leased; a worker sends it when the lease runs out
             log.exception("held webhook delivery %s failed", held.delivery_id)
+            continue
+        if answer is None or answer.status_code == GONE:
+            await _hand_back(context, deliveries[position + 1 :])
+            return
 
 
 async def deliver_held(context: Context, held: list[HeldDelivery]) -> None:

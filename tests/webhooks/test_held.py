@@ -21,7 +21,7 @@ from app.webhooks.events import emit
 from app.webhooks.fanout import HeldDelivery, held_deliveries, hold_deliveries, lease_for
 from tests.conftest import PublisherRef
 from tests.webhooks.conftest import TOPIC, context_of, deliveries, drain, job_run_at, subscribe
-from tests.webhooks.receiver import Receiver
+from tests.webhooks.receiver import Receiver, Reply
 
 
 async def _emit_held(app: FastAPI, publisher_id: int, count: int = 1) -> list[HeldDelivery]:
@@ -99,3 +99,59 @@ async def test_a_slot_freed_while_waiting_lets_the_held_delivery_go() -> None:
     limited.release(origin)
     assert await waiting
     assert not limited.try_acquire(origin), "the waiter holds the one slot"
+
+
+async def _job_holders(app: FastAPI, held: list[HeldDelivery]) -> list[str | None]:
+    async with context_of(app).engine.connect() as connection:
+        rows = await connection.exec_driver_sql(
+            "SELECT locked_by FROM jobs WHERE id = ANY($1) ORDER BY id", ([h.job_id for h in held],)
+        )
+        return [row[0] for row in rows]
+
+
+async def test_after_a_410_the_rest_of_the_endpoints_held_deliveries_are_not_sent(
+    app: FastAPI, client: httpx.AsyncClient, publisher: PublisherRef, receiver: Receiver
+) -> None:
+    await subscribe(client, publisher, receiver, ["gone-held"])
+    receiver["gone-held"].replies.append(Reply(410))
+    held = await _emit_held(app, publisher.id, count=3)
+    await deliver_held(context_of(app), held)
+    assert len(receiver["gone-held"].arrivals) == 1
+    assert await _job_holders(app, held[1:]) == [None, None], "handed back to the queue"
+    assert await drain(app) == 2  # the queue settles them as the disabled endpoint's
+    assert len(receiver["gone-held"].arrivals) == 1
+    settled = await deliveries(app, publisher.id)
+    assert [d.status for d in settled] == ["failed"] * 3
+
+
+async def test_a_held_delivery_whose_lease_ran_out_is_left_to_the_worker_holding_it(
+    app: FastAPI, client: httpx.AsyncClient, publisher: PublisherRef, receiver: Receiver
+) -> None:
+    await subscribe(client, publisher, receiver, ["taken"])
+    first, second = await _emit_held(app, publisher.id, count=2)
+    async with context_of(app).engine.begin() as connection:  # its lease ran out; a worker took it
+        await connection.exec_driver_sql(
+            "UPDATE jobs SET locked_by = 'another-worker' WHERE id = $1", (second.job_id,)
+        )
+    await deliver_held(context_of(app), [first, second])
+    assert [body["data"]["n"] for body in receiver["taken"].verified()] == [0]
+    assert await _job_holders(app, [second]) == ["another-worker"]
+
+
+async def test_held_deliveries_of_a_stopping_worker_go_back_to_the_queue(
+    app: FastAPI, client: httpx.AsyncClient, publisher: PublisherRef, receiver: Receiver
+) -> None:
+    await subscribe(client, publisher, receiver, ["stopping"])
+    receiver["stopping"].replies.append(Reply(200, delay=5.0))
+    held = await _emit_held(app, publisher.id, count=2)
+    sending = asyncio.create_task(deliver_held(context_of(app), held))
+    for _ in range(500):  # within 5 s, the first one is on the wire
+        if receiver["stopping"].arrivals:
+            break
+        await asyncio.sleep(0.01)
+    assert receiver["stopping"].arrivals
+    sending.cancel()  # the worker's stop, past its grace
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    assert await _job_holders(app, held) == [None, None]
+    assert await drain(app) == 2, "any worker sends them at once"
