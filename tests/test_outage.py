@@ -27,24 +27,32 @@ async def proxy(server_url: str) -> AsyncIterator[PgProxy]:
     await proxy.stop()
 
 
-async def test_lost_database_is_503_then_recovers(
+@pytest.fixture
+async def client(
     proxy: PgProxy, database_url: str, data_dir: Path
-) -> None:
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The service, reaching its database through the proxy."""
     database = urlsplit(database_url).path.lstrip("/")
     app = create_app(make_settings(proxy.url(database), data_dir), clock=MovableClock())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-            assert (await client.get("/readyz")).status_code == 200
-            proxy.cut()
-            assert_envelope(await client.get("/readyz"), 503, "S0002")
-            answer = await client.post("/admin/publishers", json={"name": "x"}, headers=ADMIN)
-            assert_envelope(answer, 503, "S0002")
-            assert (await client.get("/healthz")).status_code == 200
-            proxy.restore()
-            await _ready_again(client)
-            answer = await client.post("/admin/publishers", json={"name": "x"}, headers=ADMIN)
-            assert answer.status_code == 201
+            yield client
+
+
+async def test_lost_database_is_503_then_recovers(
+    proxy: PgProxy, client: httpx.AsyncClient
+) -> None:
+    assert (await client.get("/readyz")).status_code == 200
+    proxy.cut()
+    assert_envelope(await client.get("/readyz"), 503, "S0002")
+    answer = await client.post("/admin/publishers", json={"name": "x"}, headers=ADMIN)
+    assert_envelope(answer, 503, "S0002")
+    assert (await client.get("/healthz")).status_code == 200
+    proxy.restore()
+    await _ready_again(client)
+    answer = await client.post("/admin/publishers", json={"name": "x"}, headers=ADMIN)
+    assert answer.status_code == 201
 
 
 async def _ready_again(client: httpx.AsyncClient, seconds: float = 10) -> None:
@@ -58,35 +66,30 @@ async def _ready_again(client: httpx.AsyncClient, seconds: float = 10) -> None:
 
 
 async def test_a_register_on_a_lost_database_is_503_then_recovers(
-    proxy: PgProxy, database_url: str, data_dir: Path
+    proxy: PgProxy, client: httpx.AsyncClient
 ) -> None:
     """The register runs on the plain asyncpg pool, not the engine: the same promise."""
-    database = urlsplit(database_url).path.lstrip("/")
-    app = create_app(make_settings(proxy.url(database), data_dir), clock=MovableClock())
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-            publisher = await new_publisher(client)
-            body = {
-                "cleengCustomerId": await new_customer(client, publisher),
-                "transactionId": "2000000123456789",
-            }
+    publisher = await new_publisher(client)
+    body = {
+        "cleengCustomerId": await new_customer(client, publisher),
+        "transactionId": "2000000123456789",
+    }
 
-            async def register() -> httpx.Response:
-                url = "/storekit2/purchases"
-                return await client.post(url, json=body, headers=publisher.headers)
+    async def register() -> httpx.Response:
+        url = "/storekit2/purchases"
+        return await client.post(url, json=body, headers=publisher.headers)
 
-            # No integration yet: a reachable database answers SK2C0004 before anything is written.
-            assert_envelope(await register(), 500, "SK2C0004")
-            proxy.cut()
-            assert_envelope(await register(), 503, "S0002")
-            proxy.restore()
-            deadline = asyncio.get_running_loop().time() + 10
-            while (answer := await register()).status_code == 503:
-                assert_envelope(answer, 503, "S0002")
-                assert asyncio.get_running_loop().time() < deadline, "the pool did not recover"
-                await asyncio.sleep(0.05)
-            assert_envelope(answer, 500, "SK2C0004")
+    # No integration yet: a reachable database answers SK2C0004 before anything is written.
+    assert_envelope(await register(), 500, "SK2C0004")
+    proxy.cut()
+    assert_envelope(await register(), 503, "S0002")
+    proxy.restore()
+    deadline = asyncio.get_running_loop().time() + 10
+    while (answer := await register()).status_code == 503:
+        assert_envelope(answer, 503, "S0002")
+        assert asyncio.get_running_loop().time() < deadline, "the pool did not recover"
+        await asyncio.sleep(0.05)
+    assert_envelope(answer, 500, "SK2C0004")
 
 
 @pytest.mark.parametrize(

@@ -323,16 +323,21 @@ async def deliver_job(context: Context, job: ClaimedJob) -> None:
     attempt = await _prepare(context, job)
     if attempt is None:
         return
-    origin = attempt.origin
-    if not slots.try_acquire(origin):
+    if not slots.try_acquire(attempt.origin):
         await _postpone(context, job)
         return
+    await _send_in_slot(context, attempt)
+
+
+async def _send_in_slot(context: Context, attempt: Attempt) -> Answer:
+    """Send `attempt`, whose origin slot the caller holds, release the slot, and conclude."""
     try:
         started_at = context.clock.now()
         answer = await send(http_client(context), attempt.message, context.settings, started_at)
     finally:
-        slots.release(origin)
+        slots.release(attempt.origin)
     await _conclude(context, attempt, started_at, answer)
+    return answer
 
 
 def _held_attempt(context: Context, held: HeldDelivery) -> Attempt:
@@ -369,17 +374,10 @@ async def _renew(context: Context, held: HeldDelivery) -> bool:
 async def _send_held(context: Context, held: HeldDelivery) -> Answer | None:
     """One held delivery, concluded; None when its origin stayed busy (then it is handed back)."""
     attempt = _held_attempt(context, held)
-    origin = attempt.origin
-    if not await slots.acquire(origin, HELD_SLOT_WAIT):
+    if not await slots.acquire(attempt.origin, HELD_SLOT_WAIT):
         await _hand_back(context, [held])
         return None
-    try:
-        started_at = context.clock.now()
-        answer = await send(http_client(context), attempt.message, context.settings, started_at)
-    finally:
-        slots.release(origin)
-    await _conclude(context, attempt, started_at, answer)
-    return answer
+    return await _send_in_slot(context, attempt)
 
 
 async def _send_in_order(context: Context, deliveries: list[HeldDelivery]) -> None:
