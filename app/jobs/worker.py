@@ -153,8 +153,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             with contextlib.suppress(Exception):
-                async with unit_of_work(self.context.sessions) as session:
-                    await queue.release(session, self.id, held)
+                await queue.release(self.context.pg, self.id, held)
 
     async def _listen(self) -> None:
         """LISTEN for wake-ups on a connection of its own; polling covers any gap."""

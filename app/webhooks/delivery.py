@@ -347,10 +347,6 @@ def _held_attempt(context: Context, held: HeldDelivery) -> Attempt:
     return Attempt(job, held.delivery_id, 0, Message(held.url, held.webhook_id, body, secret))
 
 
-RELEASE_HELD = """
-UPDATE jobs SET locked_by = NULL, locked_until = NULL, attempts = attempts - 1
-WHERE id = ANY($1::bigint[]) AND locked_by = $2
-"""
 # Before each held delivery after an endpoint's first: its lease, renewed for the whole attempt
 # (the first ones' leases, from the finalize, already cover theirs); NULL when it ran out and a
 # worker may hold the job now, which then is the worker's to send.
@@ -362,7 +358,7 @@ UPDATE jobs SET locked_until = $3 WHERE id = $1 AND locked_by = $2 RETURNING id
 async def _hand_back(context: Context, held: list[HeldDelivery]) -> None:
     """Held deliveries that will not go now go to the queue, for any worker, at once."""
     if held:
-        await context.pg.execute(RELEASE_HELD, [h.job_id for h in held], HOLDER)
+        await queue.release(context.pg, HOLDER, [h.job_id for h in held])
         context.wake_workers()
 
 
