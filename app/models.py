@@ -151,7 +151,12 @@ class Synchronization(Base):
             unique=True,
             postgresql_where=text("status <> 'finalized' AND purchase_key IS NOT NULL"),
         ),
-        Index("ix_synchronizations_lookup", "publisher_id", "transaction_id"),
+        Index(
+            "ix_synchronizations_resolved",
+            "publisher_id",
+            "transaction_id",
+            postgresql_where=text("original_transaction_id IS NOT NULL"),
+        ),
     )
 
     publisher_id: Mapped[int] = mapped_column(

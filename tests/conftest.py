@@ -80,6 +80,15 @@ def database_url(server_url: str) -> Iterator[str]:
     asyncio.run(_drop_database(server_url, name))
 
 
+@pytest.fixture
+def scratch_url(server_url: str) -> Iterator[str]:
+    """A database of its own, empty (not migrated), dropped afterwards."""
+    name = f"sks_mig_{secrets.token_hex(4)}"
+    asyncio.run(_create_database(server_url, name))
+    yield with_database(server_url, name)
+    asyncio.run(_drop_database(server_url, name))
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data")

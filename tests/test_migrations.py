@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import Iterator
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection
@@ -14,18 +11,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.notifications.models
 import app.webhooks.models  # noqa: F401
-from app.db import asyncpg_url, with_database
+from app.db import asyncpg_url
 from app.migrate import migrate
 from app.models import Base
-from tests.conftest import _create_database, _drop_database
-
-
-@pytest.fixture
-def scratch_url(server_url: str) -> Iterator[str]:
-    name = f"sks_mig_{secrets.token_hex(4)}"
-    asyncio.run(_create_database(server_url, name))
-    yield with_database(server_url, name)
-    asyncio.run(_drop_database(server_url, name))
 
 
 def _diff(connection: Connection) -> list[object]:
