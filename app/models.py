@@ -197,8 +197,10 @@ class Subscription(Base):
             unique=True,
             postgresql_where=text("status <> 'terminated'"),
         ),
-        Index("ix_subscriptions_customer", "publisher_id", "customer_id", "offer_id"),
-        Index("ix_subscriptions_latest_transaction", "publisher_id", "latest_transaction_id"),
+        # Lookup indexes lead with what they look up (migration 0007).
+        Index("ix_subscriptions_customer", "customer_id", "offer_id", "publisher_id"),
+        Index("ix_subscriptions_latest_transaction", "latest_transaction_id", "publisher_id"),
+        Index("ix_subscriptions_purchase", "original_transaction_id", "publisher_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(start=100_000_001), primary_key=True)

@@ -1,0 +1,140 @@
+"""The hot statements keep good plans when they are planned on empty tables.
+
+asyncpg (and SQLAlchemy through it) prepares each statement once per connection, and PostgreSQL
+settles on a generic plan after a few executions. A service that starts on a new database makes
+that plan while the tables are nearly empty, when any index that starts with the columns a lookup
+names costs the planner the same; the plan then stays while the tables grow. So each lookup must
+have only indexes that fit it whole, and no scan may stop at `publisher_id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import ClauseElement, make_url, select
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from app.entitlements.service import active_clause
+from app.migrate import migrate
+from app.models import Subscription
+from app.purchases.service import REGISTER_SQL
+from app.purchases.sync import LOAD
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _scans(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    if "Relation Name" in node and node["Node Type"] != "ModifyTable":
+        yield node
+    for child in node.get("Plans", []):
+        yield from _scans(child)
+
+
+def _literal(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool | int):
+        return str(value).upper() if isinstance(value, bool) else str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def _generic_scans(url: str, sql: str, arguments: list[object]) -> list[dict[str, Any]]:
+    connection = await asyncpg.connect(url)
+    try:
+        types = [t.name for t in (await connection.prepare(sql)).get_parameters()]
+        await connection.execute("SET plan_cache_mode = force_generic_plan")
+        await connection.execute(f"PREPARE q({', '.join(types)}) AS {sql}")
+        values = ", ".join(_literal(value) for value in arguments)
+        explained = await connection.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE q({values})")
+    finally:
+        await connection.close()
+    return list(_scans(json.loads(explained)[0]["Plan"]))
+
+
+def _orm(statement: ClauseElement) -> tuple[str, list[object]]:
+    compiled = statement.compile(dialect=make_url("postgresql+asyncpg://").get_dialect()())
+    assert isinstance(compiled, SQLCompiler)
+    return str(compiled), [compiled.params[name] for name in compiled.positiontup or []]
+
+
+@pytest.fixture
+def empty_url(scratch_url: str) -> str:
+    migrate(scratch_url)
+    return scratch_url
+
+
+def _plan(url: str, sql: str, arguments: list[object]) -> set[tuple[str, str | None]]:
+    scans = asyncio.run(_generic_scans(url, sql, arguments))
+    for scan in scans:
+        assert scan["Node Type"] != "Seq Scan", scan
+        # A scan that stops at the publisher reads every row of the publisher.
+        assert scan.get("Index Cond") != "(publisher_id = $1)" or scan["Index Name"].startswith(
+            "pk_storekit2"
+        ), scan
+    return {(s["Relation Name"], s.get("Index Name")) for s in scans}
+
+
+def test_the_register_reads_one_row_per_lookup(empty_url: str) -> None:
+    arguments: list[object] = [1, 2, "3", "4", "5", "register", None, "h", NOW]
+    assert _plan(empty_url, REGISTER_SQL, arguments) == {
+        ("storekit2_integrations", "pk_storekit2_integrations"),
+        ("customers", "pk_customers"),
+        ("subscriptions", "uq_subscriptions_current_purchase"),
+        ("subscriptions", "ix_subscriptions_latest_transaction"),
+        ("synchronizations", "ix_synchronizations_resolved"),
+        ("synchronizations", "pk_synchronizations"),
+    }
+
+
+def test_the_sync_loads_by_key(empty_url: str) -> None:
+    assert _plan(empty_url, LOAD, [1, "s"]) == {
+        ("synchronizations", "pk_synchronizations"),
+        ("storekit2_integrations", "pk_storekit2_integrations"),
+    }
+
+
+def test_the_current_subscription_by_its_purchase(empty_url: str) -> None:
+    statement = (
+        select(Subscription)
+        .where(
+            Subscription.publisher_id == 1,
+            Subscription.original_transaction_id == "2",
+            Subscription.status != "terminated",
+        )
+        .with_for_update()
+    )
+    used = _plan(empty_url, *_orm(statement))
+    assert used <= {
+        ("subscriptions", "uq_subscriptions_current_purchase"),
+        ("subscriptions", "ix_subscriptions_purchase"),
+    }
+
+
+def test_an_entitlement_by_customer_and_offer(empty_url: str) -> None:
+    statement = select(Subscription).where(
+        Subscription.publisher_id == 1,
+        Subscription.customer_id == 2,
+        Subscription.offer_id == "S1",
+        active_clause(NOW),
+    )
+    assert _plan(empty_url, *_orm(statement)) == {("subscriptions", "ix_subscriptions_customer")}
+
+
+def test_the_last_terminated_subscription_of_a_purchase(empty_url: str) -> None:
+    statement = (
+        select(Subscription)
+        .where(
+            Subscription.publisher_id == 1,
+            Subscription.original_transaction_id == "2",
+            Subscription.status == "terminated",
+        )
+        .order_by(Subscription.id.desc())
+        .limit(1)
+    )
+    assert _plan(empty_url, *_orm(statement)) == {("subscriptions", "ix_subscriptions_purchase")}
