@@ -111,13 +111,22 @@ async def _terminate(
     )
 
 
-def _finish(sync: Synchronization, result: str, granted: bool, now: datetime) -> None:
+def _finish(
+    sync: Synchronization,
+    result: str,
+    granted: bool,
+    now: datetime,
+    purchase: ApplePurchase | None = None,
+) -> None:
+    """Set only here, after any flush for a subscription's id: the sync is written once."""
     sync.status, sync.result, sync.access_granted, sync.updated_at = (
         "finalized",
         result,
         granted,
         now,
     )
+    if purchase is not None:
+        sync.original_transaction_id = purchase.original_transaction_id
 
 
 async def _emit(
@@ -146,7 +155,7 @@ async def _grant(
             previous.terminated_reason, previous.updated_at = "TRANSFERRED", now
             await session.flush()
         subscription = await _create(session, sync, purchase, offer_id, now)
-    _finish(sync, result, True, now)
+    _finish(sync, result, True, now, purchase)
     sync.offer_id, sync.subscription_id = offer_id, subscription.id
     validation = payloads.validation_succeeded(
         sync, subscription, VALIDATION_RESULT[result], now, previous
@@ -175,7 +184,7 @@ async def _deny(
     now: datetime,
 ) -> None:
     """No access: record why, and bring the purchase's subscription in line with Apple."""
-    _finish(sync, result, False, now)
+    _finish(sync, result, False, now, purchase)
     failed = payloads.validation_failed(sync, purchase.product_id, purchase.environment)
     await _emit(session, sync, "inappPurchaseValidationFailed", failed, now)
     if current is not None and result == o.REVOKED:
@@ -198,7 +207,6 @@ async def apply(
     outcome: str,
     now: datetime,
 ) -> None:
-    sync.original_transaction_id = purchase.original_transaction_id
     current = await current_subscription(
         session, sync.publisher_id, purchase.original_transaction_id
     )

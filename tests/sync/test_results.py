@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import event
 
 from app.clock import MovableClock
 from app.jobs.worker import Worker
@@ -62,6 +66,29 @@ async def test_subscription_created(shop: Shop, worker: Worker) -> None:
         "offerId": MONTHLY_OFFER,
         "result": "SUBSCRIPTION_CREATED",
     }
+
+
+async def test_a_created_subscription_writes_its_sync_once(
+    shop: Shop, worker: Worker, app: FastAPI
+) -> None:
+    """The finalize flushes the new subscription for its id; the sync waits for the commit."""
+    bought = await shop.purchase()
+    sync_id = await shop.accepted(shop.customers[0], bought["transactionId"])
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    engine = app.state.context.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert await worker.drain() == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert (await shop.poll(sync_id))["result"] == "SUBSCRIPTION_CREATED"
+    updates = [s for s in statements if s.startswith("UPDATE synchronizations")]
+    assert len(updates) == 1, updates
+    assert "original_transaction_id" in updates[0] and "status" in updates[0]
 
 
 async def test_ownership_unchanged_on_resync(shop: Shop, worker: Worker) -> None:
