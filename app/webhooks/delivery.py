@@ -222,12 +222,11 @@ async def _settle_round(
     delivery: WebhookDelivery,
     answer: Answer,
 ) -> None:
-    """Succeeded, gone, exhausted or to be tried again: the delivery and its job, together."""
+    """A failed attempt (a 2xx concludes in `SUCCEEDED`): gone, exhausted or to be tried again;
+    the delivery and its job, together."""
     now = context.clock.now()
     delivery.schedule_step += 1
-    if answer.succeeded:
-        _settle(delivery, "succeeded", now, None)
-    elif answer.status_code == GONE:
+    if answer.status_code == GONE:
         await _disable_endpoint(session, delivery, now)
         _settle(delivery, "failed", now, None)
     else:
