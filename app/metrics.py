@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Receive, Scope, Send
 
+from app.jobs.foreground import FOREGROUND
 from app.middleware import HttpMiddleware, ResponseWatch
 from app.models import Job, Synchronization
 from app.webhooks.models import WebhookDelivery
@@ -57,9 +58,11 @@ class RequestMetrics(HttpMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started, watch = time.perf_counter(), ResponseWatch(send)
+        FOREGROUND.enter()
         try:
             await self.app(scope, receive, watch.send)
         finally:
+            FOREGROUND.leave()
             method, route = scope["method"], _route(scope)
             HTTP_REQUESTS.labels(method, route, str(watch.status or 500)).inc()
             HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)

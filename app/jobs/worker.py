@@ -22,6 +22,7 @@ import asyncpg
 from app.context import Context
 from app.db import unit_of_work
 from app.jobs import queue
+from app.jobs.foreground import FOREGROUND, Foreground
 from app.jobs.queue import ClaimedJob
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,9 @@ class Worker:
         concurrency: int = 16,
         poll_interval: float = 1.0,
         lease: timedelta = queue.LEASE,
+        foreground: Foreground = FOREGROUND,
     ) -> None:
-        self.context, self.handlers = context, handlers
+        self.context, self.handlers, self.foreground = context, handlers, foreground
         self.concurrency, self.poll_interval, self.lease = concurrency, poll_interval, lease
         self.id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._running: dict[int, asyncio.Task[None]] = {}
@@ -83,7 +85,7 @@ class Worker:
         return total
 
     async def _fill(self) -> None:
-        free = self.concurrency - len(self._running)
+        free = self.foreground.jobs_allowed(self.concurrency) - len(self._running)
         if free <= 0:
             return
         try:
@@ -105,7 +107,7 @@ class Worker:
             self._wake.set()
 
     async def _idle(self) -> None:
-        if self.concurrency - len(self._running) <= 0:
+        if self.foreground.jobs_allowed(self.concurrency) - len(self._running) <= 0:
             self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self.poll_interval)

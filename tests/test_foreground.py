@@ -1,0 +1,121 @@
+"""The API goes first: a busy API leaves its process's worker a few jobs at a time, never none."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from starlette.types import Message, Receive, Scope, Send
+
+from app.config import Settings
+from app.context import Context
+from app.db import unit_of_work
+from app.jobs import queue
+from app.jobs.foreground import FOREGROUND, Foreground
+from app.jobs.queue import ClaimedJob
+from app.jobs.worker import Worker
+from app.metrics import RequestMetrics
+from tests.conftest import make_settings
+
+KIND = "test_hold"
+
+
+@pytest.fixture
+def settings(database_url: str, data_dir: Path) -> Settings:
+    return make_settings(database_url, data_dir, run_worker=False)
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    """Polls `check`: the worker has no event to await for how many jobs it runs."""
+    async with asyncio.timeout(5.0):
+        while not check():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+class Held:
+    """A job handler that holds each job until released, noting how many run at once."""
+
+    def __init__(self) -> None:
+        self.running: set[int] = set()
+        self.done: set[int] = set()
+        self.release = asyncio.Event()
+
+    async def __call__(self, context: Context, job: ClaimedJob) -> None:
+        self.running.add(job.id)
+        await self.release.wait()
+        await context.pg.execute(queue.COMPLETE, job.id)
+        self.running.discard(job.id)
+        self.done.add(job.id)
+
+
+@pytest.fixture
+async def context(app: FastAPI) -> AsyncIterator[Context]:
+    context: Context = app.state.context
+    async with context.engine.begin() as connection:
+        await connection.exec_driver_sql("DELETE FROM jobs")
+    yield context
+    async with context.engine.begin() as connection:
+        await connection.exec_driver_sql("DELETE FROM jobs")
+
+
+async def _enqueue(context: Context, count: int) -> None:
+    async with unit_of_work(context.sessions) as session:
+        for _ in range(count):
+            await queue.enqueue(session, KIND, {}, context.clock.now())
+
+
+def test_a_busy_api_leaves_the_worker_a_few_jobs_and_never_none() -> None:
+    foreground = Foreground(busy_at=3, busy_jobs=2)
+    assert foreground.jobs_allowed(16) == 16
+    for _ in range(3):
+        foreground.enter()
+    assert foreground.jobs_allowed(16) == 2
+    assert foreground.jobs_allowed(1) == 1
+    foreground.leave()
+    assert foreground.jobs_allowed(16) == 16
+
+
+async def test_the_worker_slows_down_while_the_api_is_busy_and_catches_up_after(
+    context: Context,
+) -> None:
+    await _enqueue(context, 8)
+    foreground, held = Foreground(busy_at=1, busy_jobs=2), Held()
+    foreground.enter()  # a request in flight
+    worker = Worker(context, {KIND: held}, concurrency=6, poll_interval=0.05, foreground=foreground)
+    task = asyncio.create_task(worker.run())
+    try:
+        await _until(lambda: len(held.running) == 2)
+        await asyncio.sleep(0.3)  # six polls: it stays at two while the API is busy
+        assert len(held.running) == 2
+        foreground.leave()
+        await _until(lambda: len(held.running) == 6)
+        held.release.set()
+        await _until(lambda: len(held.done) == 8)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+    assert await context.pg.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+async def test_every_request_counts_as_in_flight_until_it_is_answered() -> None:
+    seen: list[int] = []
+    before = FOREGROUND.in_flight
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(FOREGROUND.in_flight)
+        raise RuntimeError("even a request that fails is counted out")
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        return None
+
+    scope: Scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    with pytest.raises(RuntimeError):
+        await RequestMetrics(endpoint)(scope, receive, send)
+    assert seen == [before + 1]
+    assert FOREGROUND.in_flight == before
