@@ -1,8 +1,10 @@
-"""The API goes first: a busy API leaves its process's worker a few jobs at a time, never none."""
+"""The job worker: the API goes first (a busy API leaves its worker a few jobs at a time, never
+none), and a worker runs on any host."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -119,3 +121,24 @@ async def test_every_request_counts_as_in_flight_until_it_is_answered() -> None:
         await RequestMetrics(endpoint)(scope, receive, send)
     assert seen == [before + 1]
     assert FOREGROUND.in_flight == before
+
+
+async def _complete(context: Context, job: ClaimedJob) -> None:
+    await context.pg.execute(queue.COMPLETE, job.id)
+
+
+async def test_a_worker_on_a_host_with_the_longest_name_claims_and_renews_its_jobs(
+    context: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "h" * 253)  # a fully qualified name
+    worker = Worker(context, {KIND: _complete})
+    assert len(worker.id) > 253
+    await _enqueue(context, 3)
+    claimed = await queue.claim(context.pg, worker.id, context.clock.now(), 1)
+    async with unit_of_work(context.sessions) as session:
+        await queue.heartbeat(session, worker.id, [claimed[0].id], context.clock.now())
+    holder = await context.pg.fetchval("SELECT locked_by FROM jobs WHERE id = $1", claimed[0].id)
+    assert holder == worker.id
+    await context.pg.execute(queue.COMPLETE, claimed[0].id)
+    assert await worker.drain() == 2
+    assert await context.pg.fetchval("SELECT count(*) FROM jobs") == 0
