@@ -23,6 +23,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from app.entitlements.service import active_clause
 from app.migrate import migrate
 from app.models import Subscription
+from app.purchases.finalizing import CURRENT_SUBSCRIPTION, LOCK_SYNC, OFFER_AND_WAITING
 from app.purchases.service import REGISTER_SQL
 from app.purchases.sync import LOAD
 
@@ -138,3 +139,15 @@ def test_the_last_terminated_subscription_of_a_purchase(empty_url: str) -> None:
         .limit(1)
     )
     assert _plan(empty_url, *_orm(statement)) == {("subscriptions", "ix_subscriptions_purchase")}
+
+
+def test_the_finalize_reads_by_key(empty_url: str) -> None:
+    assert _plan(empty_url, LOCK_SYNC, [1, "s"]) == {("synchronizations", "pk_synchronizations")}
+    assert _plan(empty_url, CURRENT_SUBSCRIPTION, [1, "2"]) <= {
+        ("subscriptions", "uq_subscriptions_current_purchase"),
+        ("subscriptions", "ix_subscriptions_purchase"),
+    }
+    assert _plan(empty_url, OFFER_AND_WAITING, [1, "p", "2", "pending"]) == {
+        ("offer_products", "pk_offer_products"),
+        ("apple_notifications", "ix_apple_notifications_purchase"),
+    }

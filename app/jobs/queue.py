@@ -103,6 +103,11 @@ async def reschedule(
     )
 
 
+RESCHEDULE = """
+UPDATE jobs SET run_at = $2, locked_by = NULL, locked_until = NULL, last_error = $3 WHERE id = $1
+"""  # on a plain asyncpg connection: `reschedule`'s statement
+
+
 RELEASE = """
 UPDATE jobs SET locked_by = NULL, locked_until = NULL, attempts = attempts - 1
 WHERE id = ANY($1::bigint[]) AND locked_by = $2

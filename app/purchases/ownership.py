@@ -1,7 +1,9 @@
 """Who holds a purchase: create, refresh, transfer, revoke, expire, and the events of each.
 
-Called inside the finalizing transaction, with the purchase and the sync row locked. Events follow
-SPEC §5's order: validation, then the old subscription's end, then the new one, then the result.
+The sync's rules run inside its finalizing transaction (`app.purchases.finalizing`), with the
+purchase and the sync row locked. Events follow SPEC §5's order: validation, then the old
+subscription's end, then the new one, then the result. `lock_purchase`, `current_subscription` and
+`refresh` also serve the notifications, through the ORM.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.apple.transactions import ApplePurchase
 from app.models import Subscription, Synchronization
 from app.purchases import outcome as o
+from app.purchases.finalizing import Finalizing
 from app.webhooks import payloads
-from app.webhooks.events import emit
 
 CREATED = "SUBSCRIPTION_CREATED"
 UNCHANGED = "PURCHASE_OWNERSHIP_UNCHANGED"
@@ -69,11 +71,7 @@ def refresh(subscription: Subscription, purchase: ApplePurchase, now: datetime) 
 
 
 async def _create(
-    session: AsyncSession,
-    sync: Synchronization,
-    purchase: ApplePurchase,
-    offer_id: str,
-    now: datetime,
+    tx: Finalizing, sync: Synchronization, purchase: ApplePurchase, offer_id: str
 ) -> Subscription:
     subscription = Subscription(
         publisher_id=sync.publisher_id,
@@ -83,32 +81,21 @@ async def _create(
         product_id=purchase.product_id,
         original_transaction_id=purchase.original_transaction_id,
         environment=purchase.environment,
-        created_at=now,
+        terminated_reason=None,
+        created_at=tx.now,
     )
-    refresh(subscription, purchase, now)
-    session.add(subscription)
-    await session.flush()
+    refresh(subscription, purchase, tx.now)
+    await tx.insert_subscription(subscription)
     return subscription
 
 
-async def _terminate(
-    session: AsyncSession, subscription: Subscription, reason: str, now: datetime, sync_id: str
-) -> None:
+async def _terminate(tx: Finalizing, subscription: Subscription, reason: str) -> None:
     subscription.status, subscription.terminated_reason, subscription.updated_at = (
         "terminated",
         reason,
-        now,
+        tx.now,
     )
-    await session.flush()
-    data = payloads.subscription_event(subscription, now, reason=reason)
-    await emit(
-        session,
-        subscription.publisher_id,
-        "subscriptionTerminated",
-        data,
-        now,
-        synchronization_id=sync_id,
-    )
+    await tx.save_subscription(subscription)
 
 
 def _finish(
@@ -118,7 +105,6 @@ def _finish(
     now: datetime,
     purchase: ApplePurchase | None = None,
 ) -> None:
-    """Set only here, after any flush for a subscription's id: the sync is written once."""
     sync.status, sync.result, sync.access_granted, sync.updated_at = (
         "finalized",
         result,
@@ -129,103 +115,85 @@ def _finish(
         sync.original_transaction_id = purchase.original_transaction_id
 
 
-async def _emit(
-    session: AsyncSession, sync: Synchronization, topic: str, data: dict[str, object], now: datetime
-) -> None:
-    await emit(session, sync.publisher_id, topic, data, now, synchronization_id=sync.id)
-
-
 async def _grant(
-    session: AsyncSession,
+    tx: Finalizing,
     sync: Synchronization,
     purchase: ApplePurchase,
     offer_id: str,
     current: Subscription | None,
-    now: datetime,
 ) -> None:
+    now = tx.now
     previous = current if current is not None and current.customer_id != sync.customer_id else None
     if current is not None and previous is None:
         result, subscription = UNCHANGED, current
         subscription.offer_id = offer_id
         refresh(subscription, purchase, now)
+        await tx.save_subscription(subscription)
     else:
         result = TRANSFERRED if previous is not None else CREATED
-        if previous is not None:
-            previous.status = "terminated"  # ended before the new one exists; its event follows
-            previous.terminated_reason, previous.updated_at = "TRANSFERRED", now
-            await session.flush()
-        subscription = await _create(session, sync, purchase, offer_id, now)
+        if previous is not None:  # ended before the new one exists; its event follows
+            await _terminate(tx, previous, "TRANSFERRED")
+        subscription = await _create(tx, sync, purchase, offer_id)
     _finish(sync, result, True, now, purchase)
     sync.offer_id, sync.subscription_id = offer_id, subscription.id
     validation = payloads.validation_succeeded(
         sync, subscription, VALIDATION_RESULT[result], now, previous
     )
-    await _emit(session, sync, "inappPurchaseValidationSucceeded", validation, now)
+    tx.emit("inappPurchaseValidationSucceeded", validation)
     if previous is not None:
-        ended = payloads.subscription_event(previous, now, reason="TRANSFERRED")
-        await _emit(session, sync, "subscriptionTerminated", ended, now)
-    if result != UNCHANGED:
-        await _emit(
-            session,
-            sync,
-            "subscriptionCreated",
-            payloads.subscription_event(subscription, now),
-            now,
+        tx.emit(
+            "subscriptionTerminated",
+            payloads.subscription_event(previous, now, reason="TRANSFERRED"),
         )
-    await _emit(session, sync, "inappPurchaseSyncResult", payloads.sync_result(sync), now)
+    if result != UNCHANGED:
+        tx.emit("subscriptionCreated", payloads.subscription_event(subscription, now))
+    tx.emit("inappPurchaseSyncResult", payloads.sync_result(sync))
 
 
 async def _deny(
-    session: AsyncSession,
+    tx: Finalizing,
     sync: Synchronization,
     purchase: ApplePurchase,
     result: str,
     current: Subscription | None,
-    now: datetime,
 ) -> None:
     """No access: record why, and bring the purchase's subscription in line with Apple."""
+    now = tx.now
     _finish(sync, result, False, now, purchase)
     failed = payloads.validation_failed(sync, purchase.product_id, purchase.environment)
-    await _emit(session, sync, "inappPurchaseValidationFailed", failed, now)
+    tx.emit("inappPurchaseValidationFailed", failed)
     if current is not None and result == o.REVOKED:
         refresh(current, purchase, now)
-        await _terminate(session, current, "REFUNDED", now, sync.id)
+        await _terminate(tx, current, "REFUNDED")
+        tx.emit(
+            "subscriptionTerminated", payloads.subscription_event(current, now, reason="REFUNDED")
+        )
     elif current is not None and result == o.EXPIRED and current.customer_id == sync.customer_id:
         was_active = current.status == "active"
         refresh(current, purchase, now)
+        await tx.save_subscription(current)
         if was_active and current.status == "expired":
-            data = payloads.subscription_event(current, now)
-            await _emit(session, sync, "subscriptionExpired", data, now)
-    await _emit(session, sync, "inappPurchaseSyncResult", payloads.sync_result(sync), now)
+            tx.emit("subscriptionExpired", payloads.subscription_event(current, now))
+    tx.emit("inappPurchaseSyncResult", payloads.sync_result(sync))
 
 
 async def apply(
-    session: AsyncSession,
+    tx: Finalizing,
     sync: Synchronization,
     purchase: ApplePurchase,
     offer_id: str | None,
     outcome: str,
-    now: datetime,
 ) -> None:
-    current = await current_subscription(
-        session, sync.publisher_id, purchase.original_transaction_id
-    )
+    """The rules for a purchase Apple told us about; the sync is saved by the caller."""
+    current = await tx.current_subscription(purchase.original_transaction_id)
     if outcome == o.GRANTED and offer_id is not None:
-        await _grant(session, sync, purchase, offer_id, current, now)
+        await _grant(tx, sync, purchase, offer_id, current)
     else:
-        await _deny(session, sync, purchase, outcome, current, now)
+        await _deny(tx, sync, purchase, outcome, current)
 
 
-async def finish_without_purchase(
-    session: AsyncSession, sync: Synchronization, result: str, now: datetime
-) -> None:
+def finish_without_purchase(tx: Finalizing, sync: Synchronization, result: str) -> None:
     """Apple could not tell us about the purchase: no subscription changes."""
-    _finish(sync, result, False, now)
-    await _emit(
-        session,
-        sync,
-        "inappPurchaseValidationFailed",
-        payloads.validation_failed(sync, None, None),
-        now,
-    )
-    await _emit(session, sync, "inappPurchaseSyncResult", payloads.sync_result(sync), now)
+    _finish(sync, result, False, tx.now)
+    tx.emit("inappPurchaseValidationFailed", payloads.validation_failed(sync, None, None))
+    tx.emit("inappPurchaseSyncResult", payloads.sync_result(sync))

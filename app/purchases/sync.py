@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +26,7 @@ from app.models import Synchronization
 from app.notifications.apply import apply_pending
 from app.notifications.models import PENDING
 from app.purchases import ownership
+from app.purchases.finalizing import Finalizing, driver_connection
 from app.purchases.outcome import decide
 from app.webhooks.delivery import HOLDER, deliver_held
 from app.webhooks.fanout import HeldDelivery, held_deliveries, hold_deliveries, lease_for
@@ -96,50 +97,32 @@ async def _load(context: Context, ref: SyncRef) -> tuple[str, Integration | None
     return str(row["transaction_id"]), Integration.from_record(row, context.secrets)
 
 
-async def _lock_sync(session: AsyncSession, ref: SyncRef) -> Synchronization | None:
-    """The sync row, locked; None when it is already final (and then the job is done)."""
-    sync = await session.get(
-        Synchronization,
-        (ref.publisher_id, ref.sync_id),
-        with_for_update=True,
-        populate_existing=True,
-    )
+async def _begin(
+    context: Context, session: AsyncSession, ref: SyncRef, original: str | None
+) -> tuple[Finalizing, Synchronization] | None:
+    """Open the finalizing transaction: the purchase's lock first (when Apple named it), then
+    the sync row's. None when the sync is already final (and then the job is done)."""
+    if original is not None:
+        await ownership.lock_purchase(session, ref.publisher_id, original)
+    else:
+        await session.execute(text("SELECT 1"))  # opens the transaction
+    tx = Finalizing(await driver_connection(session), ref.publisher_id, context.clock.now())
+    sync = await tx.lock_sync(ref.sync_id)
     if sync is None or sync.status == "finalized":
-        await queue.complete(session, ref.job_id)
+        await tx.connection.execute(queue.COMPLETE, ref.job_id)
         return None
-    return sync
+    return tx, sync
 
 
-# After the purchase's lock: the product's offer, and whether notifications wait for this sync.
-OFFER_AND_WAITING = text(
-    """
-    SELECT
-      (SELECT offer_id FROM offer_products
-        WHERE publisher_id = :publisher_id AND product_id = :product_id) AS offer_id,
-      EXISTS (SELECT 1 FROM apple_notifications
-        WHERE publisher_id = :publisher_id AND original_transaction_id = :original
-          AND status = :pending) AS waiting
-    """
-)
-
-
-async def _offer_and_waiting(
-    session: AsyncSession, publisher_id: int, purchase: ApplePurchase
-) -> tuple[str | None, bool]:
-    values = {
-        "publisher_id": publisher_id,
-        "product_id": purchase.product_id,
-        "original": purchase.original_transaction_id,
-        "pending": PENDING,
-    }
-    offer_id, waiting = (await session.execute(OFFER_AND_WAITING, values)).one()
-    return (None if offer_id is None else str(offer_id)), bool(waiting)
-
-
-def _hold_webhooks(context: Context, session: AsyncSession, now: datetime) -> None:
-    """The finalizing transaction's webhooks are sent by this job right after its commit
-    (`_finalized`), not through the queue: their jobs are written leased to this process."""
-    hold_deliveries(session, HOLDER, lease_for(now, context.settings.webhook_timeout))
+async def _end(
+    context: Context, session: AsyncSession, tx: Finalizing, sync: Synchronization
+) -> list[HeldDelivery]:
+    """Write the sync and its events; their deliveries leave from this process after commit."""
+    await tx.save_sync(sync)
+    lease = (HOLDER, lease_for(tx.now, context.settings.webhook_timeout))
+    held = await tx.write_events(sync.id, lease)
+    hold_deliveries(session, *lease)  # for anything the ORM writes after (notifications)
+    return held
 
 
 async def _finalized(context: Context, result: str, held: list[HeldDelivery]) -> None:
@@ -148,20 +131,20 @@ async def _finalized(context: Context, result: str, held: list[HeldDelivery]) ->
 
 
 async def _finalize(context: Context, ref: SyncRef, purchase: ApplePurchase) -> None:
-    now = context.clock.now()
+    original = purchase.original_transaction_id
     async with unit_of_work(context.sessions) as session:
-        _hold_webhooks(context, session, now)
-        await ownership.lock_purchase(session, ref.publisher_id, purchase.original_transaction_id)
-        sync = await _lock_sync(session, ref)
-        if sync is None:
+        begun = await _begin(context, session, ref, original)
+        if begun is None:
             return
-        offer_id, waiting = await _offer_and_waiting(session, ref.publisher_id, purchase)
-        outcome = decide(purchase, offer_id, now)
-        await ownership.apply(session, sync, purchase, offer_id, outcome, now)
+        tx, sync = begun
+        offer_id, waiting = await tx.offer_and_waiting(purchase.product_id, original, PENDING)
+        outcome = decide(purchase, offer_id, tx.now)
+        await ownership.apply(tx, sync, purchase, offer_id, outcome)
+        held = await _end(context, session, tx, sync)
         if waiting:  # notifications that arrived before this purchase was synchronized
-            await apply_pending(session, ref.publisher_id, purchase.original_transaction_id, now)
-        await queue.complete(session, ref.job_id)
-        held = held_deliveries(session)
+            await apply_pending(session, ref.publisher_id, original, tx.now)
+            held += held_deliveries(session)
+        await tx.connection.execute(queue.COMPLETE, ref.job_id)
     log.info("sync finalized", extra={"fields": {"result": sync.result}})
     await _finalized(context, str(sync.result), held)
 
@@ -169,16 +152,15 @@ async def _finalize(context: Context, ref: SyncRef, purchase: ApplePurchase) -> 
 async def _finalize_without_purchase(
     context: Context, ref: SyncRef, result: str, reason: str
 ) -> None:
-    now = context.clock.now()
     async with unit_of_work(context.sessions) as session:
-        _hold_webhooks(context, session, now)
-        sync = await _lock_sync(session, ref)
-        if sync is None:
+        begun = await _begin(context, session, ref, None)
+        if begun is None:
             return
+        tx, sync = begun
         sync.last_error = reason
-        await ownership.finish_without_purchase(session, sync, result, now)
-        await queue.complete(session, ref.job_id)
-        held = held_deliveries(session)
+        ownership.finish_without_purchase(tx, sync, result)
+        held = await _end(context, session, tx, sync)
+        await tx.connection.execute(queue.COMPLETE, ref.job_id)
     log.info("sync finalized", extra={"fields": {"result": result, "reason": reason}})
     await _finalized(context, result, held)
 
@@ -193,22 +175,22 @@ def retry_delay(
 
 
 async def _transient(context: Context, ref: SyncRef, exc: AppleTransient) -> None:
-    now = context.clock.now()
     async with unit_of_work(context.sessions) as session:
-        _hold_webhooks(context, session, now)
-        sync = await _lock_sync(session, ref)
-        if sync is None:
+        begun = await _begin(context, session, ref, None)
+        if begun is None:
             return
+        tx, sync = begun
         sync.attempts += 1
         delay = retry_delay(context.settings.sync_retry_schedule, sync.attempts, exc.retry_after)
+        sync.last_error = str(exc)
         if delay is None:
-            sync.last_error = str(exc)
-            await ownership.finish_without_purchase(session, sync, UNAVAILABLE, now)
-            await queue.complete(session, ref.job_id)
+            ownership.finish_without_purchase(tx, sync, UNAVAILABLE)
+            await tx.connection.execute(queue.COMPLETE, ref.job_id)
         else:
-            sync.status, sync.last_error, sync.updated_at = "retrying", str(exc), now
-            await queue.reschedule(session, ref.job_id, now + timedelta(seconds=delay), str(exc))
-        held = held_deliveries(session)
+            sync.status, sync.updated_at = "retrying", tx.now
+            run_at = tx.now + timedelta(seconds=delay)
+            await tx.connection.execute(queue.RESCHEDULE, ref.job_id, run_at, str(exc))
+        held = await _end(context, session, tx, sync)
     if delay is None:
         await _finalized(context, UNAVAILABLE, held)
         return

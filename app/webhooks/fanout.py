@@ -11,10 +11,12 @@ runs out and a worker sends them as usual.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -123,17 +125,96 @@ async def fan_out_event(
 
 
 def _held(row: Any, publisher_id: int, topic: str, data: dict[str, Any]) -> HeldDelivery:
+    """From a row of EMIT (SQLAlchemy's) or of EMIT_HELD (asyncpg's)."""
+    values = row if isinstance(row, asyncpg.Record) else row._mapping
     return HeldDelivery(
-        job_id=int(row.job_id),
-        delivery_id=int(row.delivery_id),
-        endpoint_id=int(row.endpoint_id),
+        job_id=int(values["job_id"]),
+        delivery_id=int(values["delivery_id"]),
+        endpoint_id=int(values["endpoint_id"]),
         publisher_id=publisher_id,
         topic=topic,
-        url=str(row.url),
-        webhook_id=str(row.webhook_id),
-        secret_encrypted=bytes(row.secret_encrypted),
+        url=str(values["url"]),
+        webhook_id=str(values["webhook_id"]),
+        secret_encrypted=bytes(values["secret_encrypted"]),
         data=data,
     )
+
+
+# Several events of one cause, written in the order given, with their deliveries and their jobs,
+# all held. On asyncpg: the sync's finalize runs there (app.purchases.finalizing). The events
+# take their ids in the order of the input (INSERT … SELECT … ORDER BY), so the deliveries of an
+# earlier event have lower ids and leave first at each endpoint.
+EMIT_HELD = """
+WITH input AS (
+    SELECT topic, payload, position
+    FROM unnest($2::text[], $3::jsonb[]) WITH ORDINALITY AS i (topic, payload, position)
+), event AS (
+    INSERT INTO webhook_events (publisher_id, topic, payload, synchronization_id, created_at)
+    SELECT $1, topic, payload, $4, $5 FROM input ORDER BY position
+    RETURNING id, topic
+), delivery AS (
+    INSERT INTO webhook_deliveries (publisher_id, event_id, endpoint_id, topic, url,
+        webhook_id, status, attempts, generation, schedule_step, next_attempt_at,
+        created_at, updated_at)
+    SELECT $1, event.id, endpoint.id, event.topic, endpoint.url,
+        'msg_' || replace(gen_random_uuid()::text, '-', ''), 'pending', 0, 0, 0, $5, $5, $5
+    FROM event JOIN webhook_endpoints AS endpoint
+        ON endpoint.publisher_id = $1 AND endpoint.topic = event.topic AND endpoint.active
+    ORDER BY event.id, endpoint.position
+    RETURNING id, event_id, endpoint_id, url, webhook_id
+), job AS (
+    INSERT INTO jobs (kind, payload, run_at, attempts, locked_by, locked_until, created_at)
+    SELECT $6, jsonb_build_object('deliveryId', delivery.id), $5, 1, $7, $8, $5
+    FROM delivery
+    ORDER BY delivery.id
+    RETURNING id, (payload ->> 'deliveryId')::bigint AS delivery_id
+)
+SELECT event.id AS event_id, event.topic, job.id AS job_id, delivery.id AS delivery_id,
+    delivery.endpoint_id, delivery.url, delivery.webhook_id, endpoint.secret_encrypted
+FROM event LEFT JOIN (
+    job JOIN delivery ON delivery.id = job.delivery_id
+    JOIN webhook_endpoints AS endpoint ON endpoint.id = delivery.endpoint_id
+) ON delivery.event_id = event.id
+ORDER BY event.id, delivery.id
+"""
+
+
+async def emit_held(
+    connection: asyncpg.Connection,
+    publisher_id: int,
+    events: list[tuple[str, dict[str, Any]]],
+    synchronization_id: str | None,
+    now: datetime,
+    lease: tuple[str, datetime],
+) -> list[HeldDelivery]:
+    """Write `events` (topic, data) in one statement, in the caller's transaction, their
+    deliveries' jobs leased to `lease` (holder, until); return those deliveries, in order."""
+    if not events:
+        return []
+    topics = [topic for topic, _ in events]
+    payloads = [json.dumps(data) for _, data in events]
+    holder, until = lease
+    rows = await connection.fetch(
+        EMIT_HELD,
+        publisher_id,
+        topics,
+        payloads,
+        synchronization_id,
+        now,
+        DELIVERY_JOB,
+        holder,
+        until,
+    )
+    written: dict[int, str] = {}  # event id: topic, in the order of the ids
+    for row in rows:
+        written.setdefault(row["event_id"], row["topic"])
+    assert list(written.values()) == topics  # every event, in the order given
+    data_of = dict(zip(written, (data for _, data in events), strict=True))
+    return [
+        _held(row, publisher_id, row["topic"], data_of[row["event_id"]])
+        for row in rows
+        if row["job_id"] is not None
+    ]
 
 
 def lease_for(now: datetime, webhook_timeout: float) -> datetime:

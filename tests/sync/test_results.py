@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import event
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.clock import MovableClock
 from app.jobs.worker import Worker
@@ -71,24 +72,29 @@ async def test_subscription_created(shop: Shop, worker: Worker) -> None:
 async def test_a_created_subscription_writes_its_sync_once(
     shop: Shop, worker: Worker, app: FastAPI
 ) -> None:
-    """The finalize flushes the new subscription for its id; the sync waits for the commit."""
+    """The finalize inserts the new subscription for its id; the sync is written once, after."""
     bought = await shop.purchase()
     sync_id = await shop.accepted(shop.customers[0], bought["transactionId"])
     statements: list[str] = []
 
-    def seen(*args: Any) -> None:
-        statements.append(str(args[2]))
+    def watch(_: Any, record: ConnectionPoolEntry) -> None:  # every statement, ORM's or raw
+        connection = record.driver_connection
+        assert connection is not None
+        connection.add_query_logger(lambda query: statements.append(query.query))
 
-    engine = app.state.context.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", seen)
+    engine = app.state.context.engine
+    await engine.dispose()  # the connections made from here on are watched
+    event.listen(engine.sync_engine, "connect", watch)
     try:
         assert await worker.drain() == 1
     finally:
-        event.remove(engine, "before_cursor_execute", seen)
+        event.remove(engine.sync_engine, "connect", watch)
+        await engine.dispose()
     assert (await shop.poll(sync_id))["result"] == "SUBSCRIPTION_CREATED"
-    updates = [s for s in statements if s.startswith("UPDATE synchronizations")]
+    updates = [s.strip() for s in statements if "UPDATE synchronizations" in s]
     assert len(updates) == 1, updates
     assert "original_transaction_id" in updates[0] and "status" in updates[0]
+    assert any("INSERT INTO subscriptions" in s for s in statements)
 
 
 async def test_ownership_unchanged_on_resync(shop: Shop, worker: Worker) -> None:
