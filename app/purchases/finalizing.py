@@ -27,7 +27,9 @@ from app.webhooks.fanout import HeldDelivery, emit_held
 
 SYNC_COLUMNS = tuple(column.name for column in table(Synchronization).columns)
 SUBSCRIPTION_COLUMNS = tuple(column.name for column in table(Subscription).columns)
-# What a subscription is written with: all but its id, which the database gives.
+# What a subscription is written with: all but its id, which the database gives. These
+# statements skip the models' defaults: tests/sync/test_finalizing.py makes sure there are none
+# that the rules do not set.
 WRITTEN = tuple(name for name in SUBSCRIPTION_COLUMNS if name != "id")
 # The statements below name the models' own columns, nothing from outside (hence the noqa).
 
@@ -37,6 +39,7 @@ WHERE publisher_id = $1 AND id = $2
 FOR UPDATE
 """  # noqa: S608
 
+# What the rules may change in a sync (`ownership._finish`, `_grant`, `sync._transient`).
 SAVE_SYNC = """
 UPDATE synchronizations SET status = $3, result = $4, access_granted = $5, offer_id = $6,
     original_transaction_id = $7, subscription_id = $8, attempts = $9, last_error = $10,
@@ -76,7 +79,8 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     connection = await (await session.connection()).get_raw_connection()
     driver = connection.driver_connection
     assert isinstance(driver, asyncpg.Connection)
-    assert driver.is_in_transaction(), "open the session's transaction first"
+    if not driver.is_in_transaction():  # its statements would each commit on their own
+        raise RuntimeError("open the session's transaction first")
     return driver
 
 

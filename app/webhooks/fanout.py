@@ -208,7 +208,8 @@ async def emit_held(
     written: dict[int, str] = {}  # event id: topic, in the order of the ids
     for row in rows:
         written.setdefault(row["event_id"], row["topic"])
-    assert list(written.values()) == topics  # every event, in the order given
+    if list(written.values()) != topics:  # every event, in the order given
+        raise RuntimeError(f"events written as {list(written.values())}, not {topics}")
     data_of = dict(zip(written, (data for _, data in events), strict=True))
     return [
         _held(row, publisher_id, row["topic"], data_of[row["event_id"]])
