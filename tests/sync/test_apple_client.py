@@ -8,21 +8,14 @@ from datetime import UTC, datetime
 import httpx
 import jwt
 from appstoreserverlibrary.models.Environment import Environment
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.apple.client import TOKEN_REUSE_SECONDS, Integration, _Client
+from tests.test_admin import p256_pem
 
 
 def _integration() -> Integration:
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
     return Integration(
-        1, "com.token.test", None, "issuer", "KEY123", pem, "Sandbox", datetime.now(UTC)
+        1, "com.token.test", None, "issuer", "KEY123", p256_pem(), "Sandbox", datetime.now(UTC)
     )
 
 
