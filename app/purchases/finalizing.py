@@ -22,7 +22,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Subscription, Synchronization, table
-from app.webhooks.events import TOPICS
+from app.webhooks.events import require_topic
 from app.webhooks.fanout import HeldDelivery, emit_held
 
 SYNC_COLUMNS = tuple(column.name for column in table(Synchronization).columns)
@@ -138,8 +138,7 @@ class Finalizing:
 
     def emit(self, topic: str, data: dict[str, Any]) -> None:
         """An event of this transaction, written by `write_events` in the order emitted."""
-        if topic not in TOPICS:
-            raise ValueError(f"unknown webhook topic {topic!r}")
+        require_topic(topic)
         self.events.append((topic, data))
 
     async def write_events(

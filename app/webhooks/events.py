@@ -24,6 +24,12 @@ TOPICS = (
 )
 
 
+def require_topic(topic: str) -> None:
+    """Every event is of a topic SPEC §5 names; anything else is a bug of the caller."""
+    if topic not in TOPICS:
+        raise ValueError(f"unknown webhook topic {topic!r}")
+
+
 async def emit(
     session: AsyncSession,
     publisher_id: int,
@@ -38,6 +44,5 @@ async def emit(
     In the same transaction, and the same statement: one delivery per active endpoint subscribed
     to the topic, each with its delivery job.
     """
-    if topic not in TOPICS:
-        raise ValueError(f"unknown webhook topic {topic!r}")
+    require_topic(topic)
     return await fan_out_event(session, publisher_id, topic, data, now, synchronization_id)
