@@ -46,7 +46,7 @@ def issue_customer_jwt(
         "exp": int(expires.timestamp()),
     }
     key = context.signing_key
-    token = jwt.encode(claims, key.private_pem, algorithm=JWT_ALGORITHM, headers={"kid": key.kid})
+    token = jwt.encode(claims, key.private_key, algorithm=JWT_ALGORITHM, headers={"kid": key.kid})
     return token, expires
 
 
@@ -65,7 +65,7 @@ def decode_customer_jwt(context: Context, token: str) -> Caller:
             raise InvalidCredentials()
         claims: dict[str, Any] = jwt.decode(
             token,
-            key.public_pem,
+            key.public_key,
             algorithms=[JWT_ALGORITHM],
             options={"require": ["exp", "iat", "customerId", "publisherId"], "verify_exp": False},
         )

@@ -72,18 +72,17 @@ def load_secret_key(configured: str | None, data_dir: Path) -> str:
 
 @dataclass(frozen=True)
 class SigningKey:
-    """The RS256 key that signs customer JWTs, and its public half as a JWK."""
+    """The RS256 key that signs customer JWTs, loaded and validated once at start.
+
+    Loading an RSA private key re-validates it (about 27 ms of CPU): it must never happen per request,
+    or any `Authorization: Bearer <junk>` would cost that much to refuse."""
 
     private_pem: bytes
+    private_key: rsa.RSAPrivateKey
+    public_key: rsa.RSAPublicKey
+    public_pem: bytes
     kid: str
     jwk: dict[str, str]
-
-    @property
-    def public_pem(self) -> bytes:
-        key = serialization.load_pem_private_key(self.private_pem, password=None)
-        return key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
 
 
 def _generate_rsa_pem() -> bytes:
@@ -103,10 +102,21 @@ def load_signing_key(configured: str | None, data_dir: Path) -> SigningKey:
     private = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(private, rsa.RSAPrivateKey):
         raise ValueError("JWT_PRIVATE_KEY must be an RSA private key in PEM")
-    full = RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    public = private.public_key()
+    full = RSAAlgorithm.to_jwk(public, as_dict=True)
     jwk = {"kty": "RSA", "n": str(full["n"]), "e": str(full["e"])}
-    der = private.public_key().public_bytes(
+    der = public.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     kid = hashlib.sha256(der).hexdigest()[:16]
-    return SigningKey(pem, kid, {**jwk, "kid": kid, "use": "sig", "alg": "RS256"})
+    public_pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return SigningKey(
+        private_pem=pem,
+        private_key=private,
+        public_key=public,
+        public_pem=public_pem,
+        kid=kid,
+        jwk={**jwk, "kid": kid, "use": "sig", "alg": "RS256"},
+    )

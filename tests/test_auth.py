@@ -8,6 +8,7 @@ import time
 
 import httpx
 import jwt
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
@@ -202,3 +203,38 @@ async def test_jwt_signing_key_is_kept_in_data_dir(app: FastAPI) -> None:
     assert path.read_bytes() == context.signing_key.private_pem
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
+
+
+async def test_no_key_is_loaded_or_validated_per_request(
+    client: httpx.AsyncClient, publisher: PublisherRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading an RSA key validates it (about 27 ms of CPU): a junk Bearer must not buy that.
+
+    Every loader the service or PyJWT could reach per request is counted; none may run."""
+    import jwt.algorithms
+
+    _, token = await _customer_jwt(client, publisher)
+    loads: list[str] = []
+    for module in (serialization, jwt.algorithms):
+        for name in ("load_pem_private_key", "load_pem_public_key"):
+            original = getattr(module, name)
+
+            def counting(*args: object, _original: object = original, _name: str = name) -> object:
+                loads.append(_name)
+                return _original(*args)  # type: ignore[operator]
+
+            monkeypatch.setattr(module, name, counting)
+    junk = await _protected(client, publisher.id, _bearer("junk.junk.junk"))
+    assert_envelope(junk, 401, "AUTH0002")
+    shaped = jwt.encode(_claims(publisher.id, 1), "x" * 32, algorithm="HS256")
+    assert_envelope(await _protected(client, publisher.id, _bearer(shaped)), 401, "AUTH0002")
+    valid = await client.get("/.well-known/jwks.json", headers=_bearer(token))
+    assert valid.status_code == 200
+    issued = await client.post(
+        f"/admin/publishers/{publisher.id}/customers/{await new_customer(client, publisher)}/tokens",
+        headers=publisher.headers,
+    )
+    assert issued.status_code == 201
+    entitlement = await client.get("/entitlements/S123456789_US", headers=_bearer(token))
+    assert entitlement.status_code == 200
+    assert loads == []
