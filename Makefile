@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # make bench, or make bench BENCH_ARGS=--quick (--tiny, --duration S, --rate R, --json PATH)
 bench: $(STAMP)

@@ -57,7 +57,7 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from app.devmode import run_dev
+    from app.dev.dev import run_dev
     from app.migrate import migrate
 
     migrate(_database_url())
@@ -69,7 +69,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 def cmd_demo(_: argparse.Namespace) -> int:
     import tempfile
 
-    from app.demo import run_demo
+    from app.dev.demo import run_demo
     from app.migrate import migrate
 
     with tempfile.TemporaryDirectory(prefix="sks-demo-") as data_dir:  # short: a socket lives here
@@ -100,23 +100,16 @@ async def _work() -> None:
     import asyncio
 
     from app.config import load_settings as settings
-    from app.context import build_context
     from app.logs import configure_logging
     from app.runtime import Runtime
 
     config = settings()
     configure_logging(config.log_level, config.effective_log_format)
-    context = build_context(config)
-    runtime = Runtime(context)
-    await runtime.start(run_worker=True)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, runtime.stop_worker)
-    try:
+    async with Runtime.started(config, run_worker=True) as runtime:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runtime.stop_worker)
         await runtime.wait()
-    finally:
-        await runtime.stop()
-        await context.close()
 
 
 def _parser() -> argparse.ArgumentParser:

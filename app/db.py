@@ -1,27 +1,128 @@
-"""The database: where it is (a server or the embedded PostgreSQL), the engine, the unit of work."""
+"""The database: where it is (a server or the embedded PostgreSQL), the pool, who owns a transaction.
+
+One data-access style: plain asyncpg, with every statement in a repository module
+(`app/<domain>/repository.py`, `app/jobs/queue.py`). The SQLAlchemy models (`app/models.py`) are the
+schema, for Alembic and for the tests; nothing writes through them.
+
+**Who owns a transaction.** The request dependency (`app.api.deps.Tx`) or the job handler opens it
+with `Database.transaction()` and it commits when that block ends; services and repositories take the
+connection they are given and never begin, commit or roll back. One rule of shape: a single
+statement is a transaction of its own, so a caller that needs just one statement (a register, a
+claim, a delivery's outcome: the hot paths) runs it on the `Database` itself, which is an
+`Executor` too: no BEGIN, no COMMIT, one round trip. Either way the choice is the caller's, visible
+where it calls: `tx` or `db`.
+"""
 
 from __future__ import annotations
 
 import logging
-import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
 
 log = logging.getLogger(__name__)
 
+Row = Mapping[str, Any]
+
+
+class Executor(Protocol):
+    """What a repository function needs: a connection (in the caller's transaction) or the
+    `Database` (each statement its own transaction)."""
+
+    async def execute(self, query: str, *args: Any) -> str: ...
+
+    async def fetch(self, query: str, *args: Any) -> Sequence[Row]: ...
+
+    async def fetchrow(self, query: str, *args: Any) -> Row | None: ...
+
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
+
+
+class Database:
+    """The process's pool of asyncpg connections to the service's database."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self.pool, self.url = pool, url
+
+    @classmethod
+    async def open(cls, url: str, *, size: int = 10) -> Database:
+        """Connects lazily (`min_size=0`): a process may start before its database does."""
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=0,
+            max_size=size,
+            timeout=5,
+            command_timeout=30,
+            max_inactive_connection_lifetime=300,
+            reset=_reset,
+        )
+        return cls(pool, url)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """One transaction: committed when the block ends normally, rolled back otherwise."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            yield connection
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of its own, outside any transaction (LISTEN, a statement per call)."""
+        async with self.pool.acquire() as connection:
+            yield connection
+
+    async def ping(self) -> None:
+        """Raises unless the database answers (readiness)."""
+        await self.pool.fetchval("SELECT 1")
+
+    async def execute(self, query: str, *args: Any) -> str:
+        return str(await self.pool.execute(query, *args))
+
+    async def fetch(self, query: str, *args: Any) -> Sequence[Row]:
+        return list(await self.pool.fetch(query, *args))
+
+    async def fetchrow(self, query: str, *args: Any) -> Row | None:
+        row: Row | None = await self.pool.fetchrow(query, *args)
+        return row
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        return await self.pool.fetchval(query, *args)
+
+
+async def _reset(connection: asyncpg.Connection) -> None:
+    """What a connection must not carry back to the pool: an open transaction. asyncpg's default
+    reset also clears session state (advisory locks, LISTEN, SET) that nothing here leaves on
+    pooled connections, and costs a round trip on every release."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """True for errors that mean the database cannot be reached, as opposed to a bad query."""
+    if isinstance(exc, OSError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(
+        exc,
+        asyncpg.PostgresConnectionError
+        | asyncpg.OperatorInterventionError
+        | asyncpg.TooManyConnectionsError,
+    ):
+        return True  # lost or refused connections, a server shutting down or starting, or full
+    if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
+        return True
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and cause is not exc and is_database_outage(cause)
+
+
+# The embedded PostgreSQL ------------------------------------------------------------------------
+
 _embedded: dict[Path, Any] = {}
-AFTER_COMMIT = "after_commit"
 
 
 def start_embedded(data_dir: Path) -> str:
@@ -46,6 +147,8 @@ def stop_embedded() -> None:
 
 
 def _join_embedded(pgdata: Path) -> Any:
+    import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         from pgserver import get_server  # type: ignore[attr-defined]  # only when embedded
@@ -75,100 +178,7 @@ def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
     return database_url if database_url else start_embedded(data_dir)
 
 
-def asyncpg_url(url: str) -> str:
-    """Turn a `postgresql://` URL into SQLAlchemy's asyncpg form."""
-    parts = urlsplit(url)
-    scheme = "postgresql+asyncpg"
-    return urlunsplit((scheme, parts.netloc, parts.path, parts.query, parts.fragment))
-
-
 def with_database(url: str, database: str) -> str:
     """The same server, another database."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
-
-
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
-        asyncpg_url(url),
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        # No pre-ping: it costs a round trip per checkout. A connection found dead fails its
-        # request (503 S0002), and SQLAlchemy then discards every connection older than it.
-        pool_pre_ping=False,
-        pool_recycle=1800,
-        connect_args={"timeout": 5, "command_timeout": 30},
-    )
-
-
-async def create_pool(url: str, *, size: int = 10) -> asyncpg.Pool:
-    """Plain asyncpg beside the engine, for one-statement hot paths (a register, a claim): about
-    half the CPU of the same statement through a session (0.35 ms against 0.67 ms, measured).
-    A connection found dead is dropped by the pool when it is released, so a lost database fails
-    only the requests that find one."""
-    return await asyncpg.create_pool(
-        url,
-        min_size=0,  # connects on first use: a process may start before its database
-        max_size=size,
-        timeout=5,
-        command_timeout=30,
-        max_inactive_connection_lifetime=300,
-        reset=_reset,
-    )
-
-
-async def _reset(connection: asyncpg.Connection) -> None:
-    """What a connection must not carry back to the pool: an open transaction. asyncpg's default
-    reset also clears session state (advisory locks, LISTEN, SET) that nothing here sets on these
-    connections, and costs a round trip on every release."""
-    if connection.is_in_transaction():
-        await connection.execute("ROLLBACK")
-
-
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
-@asynccontextmanager
-async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One transaction: committed when the block ends normally, rolled back otherwise.
-
-    Services only flush; the request dependency or the job runner owns the commit.
-    """
-    async with sessions() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
-        for callback in session.info.pop(AFTER_COMMIT, []):
-            callback()
-
-
-def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
-    """Run `callback` once the unit of work has committed (say, to wake the workers)."""
-    session.info.setdefault(AFTER_COMMIT, []).append(callback)
-
-
-def is_database_outage(exc: BaseException) -> bool:
-    """True for errors that mean the database cannot be reached, as opposed to a bad query."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    if isinstance(
-        exc, OSError | ConnectionError | TimeoutError | InterfaceError | OperationalError
-    ):
-        return True
-    if isinstance(
-        exc,
-        asyncpg.PostgresConnectionError
-        | asyncpg.OperatorInterventionError
-        | asyncpg.TooManyConnectionsError,
-    ):
-        return True  # lost or refused connections, a server shutting down or starting, or full
-    if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    cause = exc.__cause__ or exc.__context__
-    return cause is not None and cause is not exc and is_database_outage(cause)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from alembic import command
 from alembic.config import Config
@@ -20,3 +21,10 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str, revision: str = "head") -> None:
     """Upgrade the database to `revision`. Safe to run from several processes at once."""
     command.upgrade(alembic_config(url), revision)
+
+
+def asyncpg_url(url: str) -> str:
+    """A `postgresql://` URL in SQLAlchemy's asyncpg form (Alembic runs on SQLAlchemy)."""
+    parts = urlsplit(url)
+    scheme = "postgresql+asyncpg"
+    return urlunsplit((scheme, parts.netloc, parts.path, parts.query, parts.fragment))

@@ -1,4 +1,8 @@
-"""SQLAlchemy tables. Migrations in `migrations/` are written by hand to match."""
+"""The schema: SQLAlchemy tables, for Alembic and for the tests. Nothing reads or writes through them.
+
+The service's statements live in repository modules (see `app.db`); `migrations/` are written by
+hand to match these tables, and `tests/test_migrations.py` holds the two together.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any, cast
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -19,11 +24,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from app.enums import DeliveryStatus, NotificationStatus, SubscriptionStatus, SyncStatus, sql_in
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -142,14 +150,16 @@ class Synchronization(Base):
             "publisher_id",
             "transaction_id",
             unique=True,
-            postgresql_where=text("status <> 'finalized'"),
+            postgresql_where=text(f"status <> '{SyncStatus.FINALIZED}'"),
         ),
         Index(
             "uq_synchronizations_active_purchase",
             "publisher_id",
             "purchase_key",
             unique=True,
-            postgresql_where=text("status <> 'finalized' AND purchase_key IS NOT NULL"),
+            postgresql_where=text(
+                f"status <> '{SyncStatus.FINALIZED}' AND purchase_key IS NOT NULL"
+            ),
         ),
         Index(
             "ix_synchronizations_resolved",
@@ -195,7 +205,7 @@ class Subscription(Base):
             "publisher_id",
             "original_transaction_id",
             unique=True,
-            postgresql_where=text("status <> 'terminated'"),
+            postgresql_where=text(f"status <> '{SubscriptionStatus.TERMINATED}'"),
         ),
         # Lookup indexes lead with what they look up (migration 0007).
         Index("ix_subscriptions_customer", "customer_id", "offer_id", "publisher_id"),
@@ -254,3 +264,124 @@ class WebhookEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     synchronization_id: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AppleNotification(Base):
+    """One notification, stored once per publisher and `notificationUUID`, verified.
+
+    `pending` until a worker applies it (or while its purchase was never synchronized);
+    `applied` or `ignored` (older than what is held, or its subscription ended) after;
+    `stored` for the types that change nothing (TEST, CONSUMPTION_REQUEST, …).
+    """
+
+    __tablename__ = "apple_notifications"
+    __table_args__ = (
+        UniqueConstraint(
+            "publisher_id", "notification_uuid", name="uq_apple_notifications_publisher_uuid"
+        ),
+        CheckConstraint(f"status IN {sql_in(*NotificationStatus)}", name="status"),
+        Index("ix_apple_notifications_publisher", "publisher_id", "id"),
+        Index(
+            "ix_apple_notifications_purchase",
+            "publisher_id",
+            "original_transaction_id",
+            "status",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    publisher_id: Mapped[int] = mapped_column(ForeignKey("publishers.id", ondelete="CASCADE"))
+    notification_uuid: Mapped[str] = mapped_column(String(64))
+    notification_type: Mapped[str] = mapped_column(String(64))
+    subtype: Mapped[str | None] = mapped_column(String(64))
+    environment: Mapped[str | None] = mapped_column(String(16))
+    original_transaction_id: Mapped[str | None] = mapped_column(String(32))
+    transaction_id: Mapped[str | None] = mapped_column(String(32))
+    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(Text)
+    subscription_id: Mapped[int | None] = mapped_column(BigInteger)
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    apple_status: Mapped[int | None] = mapped_column(Integer)
+    transaction_info: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    renewal_info: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    signed_payload: Mapped[str] = mapped_column(Text)
+
+
+def _timestamp() -> Mapped[datetime]:
+    """A `timestamptz` set from the injected clock by the code that writes the row."""
+    return mapped_column(DateTime(timezone=True))
+
+
+class WebhookEndpoint(Base):
+    """One URL subscribed to one topic of a publisher; its secret is stored encrypted."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (
+        UniqueConstraint(
+            "publisher_id", "topic", "url", name="uq_webhook_endpoints_publisher_topic_url"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    publisher_id: Mapped[int] = mapped_column(ForeignKey("publishers.id", ondelete="CASCADE"))
+    topic: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    position: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _timestamp()
+    updated_at: Mapped[datetime] = _timestamp()
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: its `webhook-id` stays the same across every attempt.
+
+    `generation` grows on each replay, so a job of an earlier round knows it is stale;
+    `schedule_step` counts the tries of the current round against the retry schedule.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", name="uq_webhook_deliveries_webhook_id"),
+        CheckConstraint(f"status IN {sql_in(*DeliveryStatus)}", name="status"),
+        Index("ix_webhook_deliveries_publisher", "publisher_id", "id"),
+        Index("ix_webhook_deliveries_endpoint_id", "endpoint_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    publisher_id: Mapped[int] = mapped_column(ForeignKey("publishers.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="SET NULL")
+    )
+    topic: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    webhook_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    generation: Mapped[int] = mapped_column(Integer)
+    schedule_step: Mapped[int] = mapped_column(Integer)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _timestamp()
+    updated_at: Mapped[datetime] = _timestamp()
+
+
+class WebhookDeliveryAttempt(Base):
+    """One try of a delivery: what the endpoint answered (or why nothing was sent), and when."""
+
+    __tablename__ = "webhook_delivery_attempts"
+    __table_args__ = (Index("ix_webhook_delivery_attempts_delivery", "delivery_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+    attempted_at: Mapped[datetime] = _timestamp()
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer)

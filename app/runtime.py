@@ -1,60 +1,121 @@
-"""What runs beside the API in one process: the Apple gateway, the job worker, the waker."""
+"""The running service of one process: its parts built once, the job worker, the job registry.
+
+`Runtime.started` builds the typed `Context` (the pool, Apple's clients, the webhook sender, the
+waker), starts the worker when asked, and takes it all down in reverse order. Every job kind is
+bound to its handler here, where the runtime is assembled, not in `app.jobs`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from app.apple.client import AppleGateway
+from app.admin.tokens import PublisherTokens
+from app.apple.gateway import AppleGateway
+from app.clock import Clock, SystemClock
+from app.config import Settings
 from app.context import Context
-from app.db import create_pool
-from app.jobs.handlers import job_handlers
-from app.jobs.worker import Waker, Worker
-from app.webhooks.sending import start_http_client, stop_http_client
+from app.db import Database, resolve_database_url
+from app.enums import JobKind
+from app.handlers.deliveries import deliver_job
+from app.handlers.notifications import apply_notification_job
+from app.handlers.sync import run_sync_job
+from app.jobs.worker import Foreground, Handler, Waker, Worker
+from app.security import SecretBox, load_secret_key, load_signing_key
+from app.webhooks.delivery import WebhookSender
 
-log = logging.getLogger(__name__)
+
+def job_handlers(context: Context) -> dict[str, Handler]:
+    """Every kind of job the worker knows, bound to the running service."""
+    return {
+        JobKind.SYNC: functools.partial(run_sync_job, context),
+        JobKind.WEBHOOK_DELIVERY: functools.partial(deliver_job, context),
+        JobKind.APPLE_NOTIFICATION: functools.partial(apply_notification_job, context),
+    }
+
+
+def make_worker(context: Context, **options: object) -> Worker:
+    """A worker of this process's jobs; `options` as `Worker`'s (tests set a few)."""
+    settings = context.settings
+    defaults: dict[str, object] = {
+        "concurrency": settings.worker_concurrency,
+        "lease": timedelta(seconds=settings.job_lease_seconds),
+        "foreground": context.foreground,
+    }
+    worker = Worker(context.db, context.clock, job_handlers(context), **{**defaults, **options})  # type: ignore[arg-type]
+    context.waker.add_local(worker.wake)
+    return worker
+
+
+async def build_context(
+    settings: Settings, clock: Clock | None = None, foreground: Foreground | None = None
+) -> Context:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    clock = clock or SystemClock()
+    db = await Database.open(resolve_database_url(settings.database_url, settings.data_dir))
+    secrets = SecretBox(load_secret_key(settings.secret_key, settings.data_dir))
+    waker = Waker(db)
+    return Context(
+        settings=settings,
+        clock=clock,
+        db=db,
+        secrets=secrets,
+        signing_key=load_signing_key(settings.jwt_private_key, settings.data_dir),
+        apple=AppleGateway(settings),
+        webhooks=WebhookSender(settings, secrets, db, clock, waker.poke),
+        waker=waker,
+        foreground=foreground or Foreground(),
+        tokens=PublisherTokens(),
+    )
+
+
+async def close_context(context: Context) -> None:
+    await context.webhooks.close()
+    await context.waker.close()
+    await context.apple.close()
+    await context.db.close()
 
 
 class Runtime:
-    """Starts and stops the long-lived parts of a process, in order."""
+    """A started process: its context, and its worker when it runs one."""
 
-    def __init__(self, context: Context) -> None:
-        self.context = context
-        self.worker: Worker | None = None
-        self._worker_task: asyncio.Task[None] | None = None
+    def __init__(self, context: Context, worker: Worker | None) -> None:
+        self.context, self.worker = context, worker
+        self._task = asyncio.create_task(worker.run()) if worker is not None else None
 
-    async def start(self, *, run_worker: bool | None = None) -> None:
-        context = self.context
-        context.pool = await create_pool(context.database_url)
-        context.apple = AppleGateway(context.settings)
-        start_http_client(context)  # webhook deliveries
-        if context.settings.run_worker if run_worker is None else run_worker:
-            self.worker = Worker(
-                context,
-                job_handlers(),
-                concurrency=context.settings.worker_concurrency,
-                lease=timedelta(seconds=context.settings.job_lease_seconds),
-            )
-            self._worker_task = asyncio.create_task(self.worker.run())
-        context.waker = Waker(context, [self.worker] if self.worker else [])
+    @classmethod
+    @asynccontextmanager
+    async def started(
+        cls,
+        settings: Settings,
+        clock: Clock | None = None,
+        foreground: Foreground | None = None,
+        *,
+        run_worker: bool | None = None,
+    ) -> AsyncIterator[Runtime]:
+        context = await build_context(settings, clock, foreground)
+        wanted = settings.run_worker if run_worker is None else run_worker
+        runtime = cls(context, make_worker(context) if wanted else None)
+        try:
+            yield runtime
+        finally:
+            await runtime._stop_worker()
+            await close_context(context)
 
     async def wait(self) -> None:
         """Until the worker stops (the `worker` command's whole life)."""
-        if self._worker_task is not None:
-            await self._worker_task
+        if self._task is not None:
+            await self._task
 
     def stop_worker(self) -> None:
         if self.worker is not None:
             self.worker.stop()
 
-    async def stop(self) -> None:
-        if self.worker is not None and self._worker_task is not None:
+    async def _stop_worker(self) -> None:
+        if self.worker is not None and self._task is not None:
             self.worker.stop()
             # Cancelled already when the event loop is being torn down: nothing left to wait for.
-            await asyncio.gather(self._worker_task, return_exceptions=True)
-        await stop_http_client(self.context)
-        if self.context.waker is not None:
-            await self.context.waker.close()
-        if self.context.apple is not None:
-            await self.context.apple.close()
+            await asyncio.gather(self._task, return_exceptions=True)

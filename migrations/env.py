@@ -9,9 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import app.notifications.models
-import app.webhooks.models  # noqa: F401
-from app.db import asyncpg_url
+from app.migrate import asyncpg_url
 from app.models import Base
 
 # Any constant: processes that migrate at once take turns on this advisory lock.

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ADMIN, ADMIN_TOKEN
-from tests.processes import BIN, ServiceProcess, clean_env, free_port, is_ready, wait_until
+from tests.helpers.api import ADMIN, ADMIN_TOKEN
+from tests.helpers.processes import BIN, ServiceProcess, clean_env, free_port, is_ready, wait_until
 
 
 def _postmaster_running(data_dir: Path) -> bool:

@@ -9,10 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import app.notifications.models
-import app.webhooks.models  # noqa: F401
-from app.db import asyncpg_url
-from app.migrate import migrate
+from app.migrate import asyncpg_url, migrate
 from app.models import Base
 
 

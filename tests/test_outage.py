@@ -14,9 +14,8 @@ import pytest
 from app.clock import MovableClock
 from app.db import is_database_outage
 from app.main import create_app
-from tests.conftest import ADMIN, make_settings, new_customer, new_publisher
-from tests.pgproxy import PgProxy
-from tests.test_errors import assert_envelope
+from tests.helpers.api import ADMIN, assert_envelope, make_settings, new_customer, new_publisher
+from tests.helpers.pgproxy import PgProxy
 
 
 @pytest.fixture

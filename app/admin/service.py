@@ -1,182 +1,80 @@
-"""Provisioning rules: publishers, the StoreKit 2 integration, offers, customers. Services flush only."""
+"""Provisioning rules: publishers, the StoreKit 2 integration, offers, customers (SPEC §7).
+
+The caller (the request dependency) owns the transaction; the publisher in the path exists (the
+access dependency checked it).
+"""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Sequence
-from typing import Any
-
-from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from app.admin import repository
+from app.admin.repository import CustomerTaken, NewIntegration
 from app.admin.schemas import CustomerCreate, OfferPut, StoreKit2Config
-from app.errors import InternalError, InvalidBody, NotFound, detail
-from app.models import Customer, Offer, OfferProduct, Publisher, StoreKit2Integration
+from app.db import Executor, Row
+from app.errors import InvalidBody, NotFound, detail
 from app.security import SecretBox, hash_token, new_publisher_token
 
-_ID_TRIES = 8
 
-
-def _nine_digit_id() -> int:
-    return 100_000_000 + secrets.randbelow(900_000_000)
-
-
-async def _insert_with_new_id(session: AsyncSession, model: Any, values: dict[str, Any]) -> int:
-    """Insert a row under a fresh random 9-digit id, drawing again on the rare collision."""
-    for _ in range(_ID_TRIES):
-        statement = insert(model).values(id=_nine_digit_id(), **values)
-        new_id = await session.scalar(
-            statement.on_conflict_do_nothing(index_elements=["id"]).returning(model.id)
-        )
-        if new_id is not None:
-            return int(new_id)
-    raise InternalError()
-
-
-async def create_publisher(session: AsyncSession, name: str) -> tuple[Publisher, str]:
+async def create_publisher(db: Executor, name: str) -> tuple[Row, str]:
+    """A new publisher and its token, shown this once (only its hash is kept)."""
     token = new_publisher_token()
-    publisher_id = await _insert_with_new_id(
-        session, Publisher, {"name": name, "token_hash": hash_token(token)}
-    )
-    publisher = await session.get_one(Publisher, publisher_id)
-    return publisher, token
-
-
-async def get_publisher(session: AsyncSession, publisher_id: int) -> Publisher:
-    publisher = await session.get(Publisher, publisher_id)
-    if publisher is None:
-        raise NotFound()
-    return publisher
+    return await repository.insert_publisher(db, name, hash_token(token)), token
 
 
 async def put_storekit2(
-    session: AsyncSession, box: SecretBox, publisher_id: int, config: StoreKit2Config
-) -> StoreKit2Integration:
-    await get_publisher(session, publisher_id)
-    values = {
-        "bundle_id": config.bundle_id,
-        "app_apple_id": config.app_apple_id,
-        "issuer_id": config.issuer_id,
-        "key_id": config.key_id,
-        "private_key_encrypted": box.encrypt(config.private_key),
-        "environment": config.environment,
-        "active": True,
-    }
-    statement = insert(StoreKit2Integration).values(publisher_id=publisher_id, **values)
-    statement = statement.on_conflict_do_update(
-        index_elements=["publisher_id"],
-        set_={**values, "updated_at": func.now()},
+    db: Executor, box: SecretBox, publisher_id: int, config: StoreKit2Config
+) -> Row:
+    new = NewIntegration(
+        bundle_id=config.bundle_id,
+        app_apple_id=config.app_apple_id,
+        issuer_id=config.issuer_id,
+        key_id=config.key_id,
+        private_key_encrypted=box.encrypt(config.private_key),
+        environment=config.environment,
     )
-    await session.execute(statement)
-    return await get_storekit2(session, publisher_id, refresh=True)
+    return await repository.put_integration(db, publisher_id, new)
 
 
-async def get_storekit2(
-    session: AsyncSession, publisher_id: int, *, refresh: bool = False
-) -> StoreKit2Integration:
-    await get_publisher(session, publisher_id)
-    integration = await session.get(StoreKit2Integration, publisher_id, populate_existing=refresh)
-    if integration is None:
+async def get_storekit2(db: Executor, publisher_id: int) -> Row:
+    row = await repository.integration(db, publisher_id)
+    if row is None:
         raise NotFound()
-    return integration
+    return row
 
 
-async def deactivate_storekit2(session: AsyncSession, publisher_id: int) -> None:
-    integration = await get_storekit2(session, publisher_id)
-    integration.active = False
-    await session.flush()
+async def deactivate_storekit2(db: Executor, publisher_id: int) -> None:
+    if not await repository.deactivate_integration(db, publisher_id):
+        raise NotFound()
 
 
-async def put_offer(
-    session: AsyncSession, publisher_id: int, offer_id: str, body: OfferPut
-) -> tuple[Offer, list[str]]:
-    await get_publisher(session, publisher_id)
-    offer_values = {"publisher_id": publisher_id, "offer_id": offer_id, "title": body.title}
-    statement = insert(Offer).values(**offer_values)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["publisher_id", "offer_id"],
-            set_={"title": body.title, "updated_at": func.now()},
-        )
-    )
-    await _replace_products(session, publisher_id, offer_id, body.product_ids)
-    offer = await session.get_one(Offer, (publisher_id, offer_id), populate_existing=True)
-    return offer, list(body.product_ids)
-
-
-async def _replace_products(
-    session: AsyncSession, publisher_id: int, offer_id: str, product_ids: Sequence[str]
-) -> None:
-    await session.execute(
-        delete(OfferProduct).where(
-            OfferProduct.publisher_id == publisher_id, OfferProduct.offer_id == offer_id
-        )
-    )
-    rows = [
-        {"publisher_id": publisher_id, "product_id": p, "offer_id": offer_id} for p in product_ids
-    ]
-    inserted = await session.scalars(
-        insert(OfferProduct)
-        .values(rows)
-        .on_conflict_do_nothing()
-        .returning(OfferProduct.product_id)
-    )
-    taken = sorted(set(product_ids) - set(inserted))
+async def put_offer(db: Executor, publisher_id: int, offer_id: str, body: OfferPut) -> list[str]:
+    taken = await repository.put_offer(db, publisher_id, offer_id, body.title, body.product_ids)
     if taken:
         raise InvalidBody(detail("productIds", f"already mapped to another offer: {taken}"))
+    return list(body.product_ids)
 
 
-async def list_offers(session: AsyncSession, publisher_id: int) -> list[tuple[Offer, list[str]]]:
-    await get_publisher(session, publisher_id)
-    offers = (
-        await session.scalars(
-            select(Offer).where(Offer.publisher_id == publisher_id).order_by(Offer.offer_id)
-        )
-    ).all()
-    products = (
-        await session.execute(
-            select(OfferProduct.offer_id, OfferProduct.product_id)
-            .where(OfferProduct.publisher_id == publisher_id)
-            .order_by(OfferProduct.product_id)
-        )
-    ).all()
-    by_offer: dict[str, list[str]] = {}
-    for offer_id, product_id in products:
-        by_offer.setdefault(offer_id, []).append(product_id)
-    return [(offer, by_offer.get(offer.offer_id, [])) for offer in offers]
-
-
-async def create_customer(
-    session: AsyncSession, publisher_id: int, body: CustomerCreate
-) -> Customer:
-    await get_publisher(session, publisher_id)
-    await _refuse_taken(session, publisher_id, body)
-    values = {"publisher_id": publisher_id, "email": body.email, "external_id": body.external_id}
+async def create_customer(db: Executor, publisher_id: int, body: CustomerCreate) -> Row:
+    await _refuse_taken(db, publisher_id, body)
     try:
-        customer_id = await _insert_with_new_id(session, Customer, values)
-    except IntegrityError as exc:  # a concurrent create with the same email or external id
+        return await repository.insert_customer(db, publisher_id, body.email, body.external_id)
+    except CustomerTaken as exc:  # a concurrent create with the same email or external id
         raise InvalidBody(detail("email", "a customer with these details exists already")) from exc
-    return await session.get_one(Customer, customer_id)
 
 
-async def _refuse_taken(session: AsyncSession, publisher_id: int, body: CustomerCreate) -> None:
-    existing = await session.execute(
-        select(Customer.email, Customer.external_id).where(
-            Customer.publisher_id == publisher_id,
-            (Customer.email == body.email)
-            | (Customer.external_id.is_not(None) & (Customer.external_id == body.external_id)),
-        )
-    )
-    for email, external_id in existing:
-        field = "email" if email == body.email else "externalId"
-        value = email if field == "email" else external_id
+async def _refuse_taken(db: Executor, publisher_id: int, body: CustomerCreate) -> None:
+    for row in await repository.customers_with(db, publisher_id, body.email, body.external_id):
+        field = "email" if row["email"] == body.email else "externalId"
+        value = row["email"] if field == "email" else row["external_id"]
         raise InvalidBody(detail(field, f"a customer with {field} {value!r} exists already"))
 
 
-async def get_customer(session: AsyncSession, publisher_id: int, customer_id: int) -> Customer:
-    customer = await session.get(Customer, customer_id)
-    if customer is None or customer.publisher_id != publisher_id:
+async def list_offers(db: Executor, publisher_id: int) -> list[Row]:
+    return await repository.offers(db, publisher_id)
+
+
+async def get_customer(db: Executor, publisher_id: int, customer_id: int) -> Row:
+    """The publisher's customer; 404 for anyone else's (or no one's)."""
+    row = await repository.customer(db, publisher_id, customer_id)
+    if row is None:
         raise NotFound()
-    return customer
+    return row

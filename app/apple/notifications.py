@@ -16,7 +16,7 @@ from typing import Any
 import jwt
 from appstoreserverlibrary.signed_data_verifier import SignedDataVerifier, VerificationException
 
-from app.apple.client import AppleGateway, Integration
+from app.apple.gateway import AppleGateway, Integration
 from app.apple.transactions import INVALID, AppleFinal, ApplePurchase, verify
 from app.apple.verifier import millis_to_datetime
 

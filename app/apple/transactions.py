@@ -28,15 +28,17 @@ from appstoreserverlibrary.signed_data_verifier import (
     VerificationStatus,
 )
 
-from app.apple.client import AppleGateway, Integration, retry_after
+from app.apple.gateway import AppleGateway, Integration
+from app.apple.library import Throttled
 from app.apple.verifier import millis_to_datetime
+from app.enums import ProductType, SyncResult
 from app.metrics import APPLE_CALLS, APPLE_LATENCY
 
 T = TypeVar("T")
 
-NOT_FOUND = "TRANSACTION_ID_NOT_FOUND"
-INVALID = "INVALID_TRANSACTION"
-UNAVAILABLE = "APPLE_UNAVAILABLE"
+NOT_FOUND = SyncResult.TRANSACTION_ID_NOT_FOUND
+INVALID = SyncResult.INVALID_TRANSACTION
+UNAVAILABLE = SyncResult.APPLE_UNAVAILABLE
 RETRYABLE_CODES = {4040002, 4040004, 4040006, 5000001}
 NOT_FOUND_CODES = {4040010, 4000006, 4040005}
 
@@ -48,7 +50,7 @@ class AppleTransient(Exception):
 
 
 class AppleFinal(Exception):
-    def __init__(self, result: str, reason: str) -> None:
+    def __init__(self, result: SyncResult, reason: str) -> None:
         super().__init__(reason)
         self.result = result
 
@@ -95,8 +97,6 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 def classify(exc: APIException) -> Exception:
     status, code = exc.http_status_code, exc.raw_api_error
-    if status == 429:
-        return AppleTransient("Apple rate limit (429)", parse_retry_after(retry_after.get()))
     if status >= 500 or code in RETRYABLE_CODES:
         return AppleTransient(f"Apple answered {status} {code}")
     if code in NOT_FOUND_CODES or status == 404:
@@ -149,6 +149,9 @@ async def _call(operation: str, coroutine: Any) -> Any:
     started, outcome = time.perf_counter(), "ok"
     try:
         return await coroutine
+    except Throttled as exc:
+        outcome = "429"
+        raise AppleTransient(str(exc), parse_retry_after(exc.retry_after)) from exc
     except APIException as exc:
         outcome = str(exc.raw_api_error or exc.http_status_code)
         raise classify(exc) from exc
@@ -214,7 +217,7 @@ async def fetch_purchase(
         gateway, lambda: verifier.verify_and_decode_signed_transaction(signed)
     )
     purchase = _purchase(transaction, transaction_id)
-    if purchase.product_type != "Auto-Renewable Subscription":
+    if purchase.product_type != ProductType.AUTO_RENEWABLE:
         return purchase
     return await _with_status(gateway, integration, environment, purchase, (signed, transaction))
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
+from app.enums import SubscriptionStatus
 from app.schemas import ApiResponse
-
-SubscriptionStatus = Literal["active", "expired", "terminated"]
 
 
 class Entitlement(ApiResponse):

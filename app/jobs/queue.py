@@ -1,8 +1,11 @@
-"""The durable job queue: a table in the service's own database (DESIGN decision 2).
+"""The durable job queue: the `jobs` table, and the only module that writes it (DESIGN decision 2).
 
-Jobs are written in the same transaction as what they act on. Workers claim due jobs with
-`FOR UPDATE SKIP LOCKED` under a lease that a heartbeat renews; a job whose worker died is claimed
-again when its lease runs out. Times come from the injected clock, never from SQL's `now()`.
+Jobs are written in the same transaction as what they act on. Where that is one statement for
+speed (a register writes its sync and its job in one; an event its deliveries and their jobs), the
+statement takes its `jobs` part from here (`insert_jobs`, `DELETE_JOB`): the queue's SQL is
+written once. Workers claim due jobs with `FOR UPDATE SKIP LOCKED` under a lease that a heartbeat
+renews; a job whose worker died is claimed again when its lease runs out. Times come from the
+injected clock, never from SQL's `now()`.
 """
 
 from __future__ import annotations
@@ -12,16 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
-from sqlalchemy import text, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from app.models import Job, table
+from app.db import Executor
 
 WAKE_CHANNEL = "storekit_sync_jobs"
-JOBS = table(Job)
-J = JOBS.c
+NOTIFY = f"NOTIFY {WAKE_CHANNEL}"
 LEASE = timedelta(seconds=30)
 
 
@@ -33,17 +30,37 @@ class ClaimedJob:
     attempts: int
 
 
-async def enqueue(
-    session: AsyncSession, kind: str, payload: dict[str, Any], run_at: datetime
-) -> int:
+def insert_jobs(
+    source: str,
+    *,
+    kind: str,
+    payload: str,
+    run_at: str,
+    attempts: str = "0",
+    holder: str = "NULL",
+    held_until: str = "NULL",
+    order_by: str | None = None,
+) -> str:
+    """`INSERT INTO jobs … SELECT … FROM source`: one job per row of `source`, for a statement that
+    writes its jobs with what they act on. Every argument is SQL (a parameter such as `$3`, a
+    column of `source`, a constant of the caller's), never a value from input."""
+    ordered = f" ORDER BY {order_by}" if order_by else ""
+    return f"""INSERT INTO jobs (kind, payload, run_at, attempts, locked_by, locked_until,
+        created_at)
+    SELECT {kind}, {payload}, {run_at}, {attempts}, {holder}, {held_until}, {run_at}
+    FROM {source}{ordered}"""  # noqa: S608
+
+
+DELETE_JOB = "DELETE FROM jobs WHERE id = {job}"  # `.format(job="$n")` inside a statement
+
+ENQUEUE = insert_jobs("(VALUES (1)) AS one", kind="$1", payload="$2::jsonb", run_at="$3") + (
+    " RETURNING id"
+)
+
+
+async def enqueue(db: Executor, kind: str, payload: dict[str, Any], run_at: datetime) -> int:
     """Add a job in the caller's transaction; it becomes visible to workers at commit."""
-    job_id = await session.scalar(
-        insert(JOBS)
-        .values(kind=kind, payload=payload, run_at=run_at, attempts=0, created_at=run_at)
-        .returning(J.id)
-    )
-    assert job_id is not None
-    return int(job_id)
+    return int(await db.fetchval(ENQUEUE, kind, json.dumps(payload), run_at))
 
 
 CLAIM = """
@@ -60,52 +77,52 @@ RETURNING id, kind, payload, attempts
 
 
 async def claim(
-    pool: asyncpg.Pool, worker_id: str, now: datetime, limit: int, lease: timedelta = LEASE
+    db: Executor, worker_id: str, now: datetime, limit: int, lease: timedelta = LEASE
 ) -> list[ClaimedJob]:
-    """Take up to `limit` due jobs that nobody holds (or whose holder's lease ran out).
-    One statement on the plain pool: it needs no transaction around it."""
-    rows = await pool.fetch(CLAIM, worker_id, now + lease, now, limit)
+    """Take up to `limit` due jobs that nobody holds (or whose holder's lease ran out)."""
+    rows = await db.fetch(CLAIM, worker_id, now + lease, now, limit)
     return [ClaimedJob(r["id"], r["kind"], json.loads(r["payload"]), r["attempts"]) for r in rows]
 
 
+HEARTBEAT = """
+UPDATE jobs SET locked_until = $3 WHERE id = ANY($1::bigint[]) AND locked_by = $2
+"""
+
+
 async def heartbeat(
-    session: AsyncSession,
-    worker_id: str,
-    job_ids: list[int],
-    now: datetime,
-    lease: timedelta = LEASE,
+    db: Executor, holder: str, job_ids: list[int], now: datetime, lease: timedelta = LEASE
 ) -> None:
-    """Renew the lease of the jobs this worker still holds."""
+    """Renew the lease of the jobs `holder` still holds."""
     if job_ids:
-        await session.execute(
-            update(JOBS)
-            .where(J.id.in_(job_ids), J.locked_by == worker_id)
-            .values(locked_until=now + lease)
-        )
+        await db.execute(HEARTBEAT, job_ids, holder, now + lease)
 
 
-COMPLETE = "DELETE FROM jobs WHERE id = $1"  # on the plain pool
-_COMPLETE = text("DELETE FROM jobs WHERE id = :id")  # in a session's transaction
+RENEW = "UPDATE jobs SET locked_until = $3 WHERE id = $1 AND locked_by = $2 RETURNING id"
 
 
-async def complete(session: AsyncSession, job_id: int) -> None:
-    await session.execute(_COMPLETE, {"id": job_id})
+async def renew(db: Executor, job_id: int, holder: str, until: datetime) -> bool:
+    """Extend one held job's lease; False when `holder` no longer holds it (its lease ran out
+    and a worker may have it now)."""
+    return await db.fetchval(RENEW, job_id, holder, until) is not None
 
 
-async def reschedule(
-    session: AsyncSession, job_id: int, run_at: datetime, error: str | None = None
-) -> None:
-    """Release a job to run again at `run_at` (a retry, or a job handed back at shutdown)."""
-    await session.execute(
-        update(JOBS)
-        .where(J.id == job_id)
-        .values(run_at=run_at, locked_by=None, locked_until=None, last_error=error)
-    )
+COMPLETE = DELETE_JOB.format(job="$1")
 
 
-RESCHEDULE = """
-UPDATE jobs SET run_at = $2, locked_by = NULL, locked_until = NULL, last_error = $3 WHERE id = $1
-"""  # on a plain asyncpg connection: `reschedule`'s statement
+async def complete(db: Executor, job_id: int) -> None:
+    await db.execute(COMPLETE, job_id)
+
+
+RESCHEDULE_JOB = (
+    "UPDATE jobs SET run_at = {run_at}, locked_by = NULL, locked_until = NULL,"
+    " last_error = {error} WHERE id = {job}"
+)  # `.format(...)` inside a statement, as DELETE_JOB
+RESCHEDULE = RESCHEDULE_JOB.format(job="$1", run_at="$2", error="$3")
+
+
+async def reschedule(db: Executor, job_id: int, run_at: datetime, error: str | None) -> None:
+    """Release a job to run again at `run_at` (a retry, or a postponed attempt)."""
+    await db.execute(RESCHEDULE, job_id, run_at, error)
 
 
 RELEASE = """
@@ -114,11 +131,24 @@ WHERE id = ANY($1::bigint[]) AND locked_by = $2
 """
 
 
-async def release(pool: asyncpg.Pool, holder: str, job_ids: list[int]) -> None:
-    """Hand back held jobs at once (graceful shutdown, held deliveries that will not go now),
-    without counting the try. One statement on the plain pool."""
+async def release(db: Executor, holder: str, job_ids: list[int]) -> None:
+    """Hand back held jobs at once (a stopping worker, held deliveries that will not go now),
+    without counting the try."""
     if job_ids:
-        await pool.execute(RELEASE, job_ids, holder)
+        await db.execute(RELEASE, job_ids, holder)
 
 
-NOTIFY = f"NOTIFY {WAKE_CHANNEL}"
+async def wake(db: Executor) -> None:
+    """Tell the workers listening anywhere that jobs were committed."""
+    await db.execute(NOTIFY)
+
+
+DUE_BY_KIND = """
+SELECT kind, count(*) AS due, min(run_at) AS oldest FROM jobs WHERE run_at <= $1 GROUP BY kind
+"""
+
+
+async def due_by_kind(db: Executor, now: datetime) -> list[tuple[str, int, datetime]]:
+    """For /metrics: how many jobs of each kind are due, and since when the oldest."""
+    rows = await db.fetch(DUE_BY_KIND, now)
+    return [(str(r["kind"]), int(r["due"]), r["oldest"]) for r in rows]

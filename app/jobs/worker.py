@@ -2,7 +2,9 @@
 
 Any number of workers, in any number of processes, share one database. A handler owns the fate of
 its job: it completes or reschedules it in the same transaction as its effects. A handler that
-raises gets its job rescheduled with a backoff, so nothing accepted is ever dropped.
+raises gets its job rescheduled with a backoff, so nothing accepted is ever dropped. Handlers are
+bound to the running service by whoever builds the worker (`app.runtime`): the runner knows only
+job kinds and functions.
 """
 
 from __future__ import annotations
@@ -19,16 +21,17 @@ from typing import Any
 
 import asyncpg
 
-from app.context import Context
-from app.db import unit_of_work
+from app.clock import Clock
+from app.db import Database
 from app.jobs import queue
-from app.jobs.foreground import FOREGROUND, Foreground
 from app.jobs.queue import ClaimedJob
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Context, ClaimedJob], Awaitable[None]]
+Handler = Callable[[ClaimedJob], Awaitable[None]]
 MAX_BACKOFF = 3600.0
+BUSY_AT = 16  # requests in flight
+BUSY_JOBS = 2
 
 
 def crash_backoff(attempts: int) -> float:
@@ -36,25 +39,60 @@ def crash_backoff(attempts: int) -> float:
     return float(min(2 ** min(attempts, 12), MAX_BACKOFF))
 
 
+class Foreground:
+    """The API goes first: requests in flight in this process, and what that leaves its worker.
+
+    `serve` runs the API and a worker in one process (SPEC §10), on one core. Under a burst of
+    requests, a worker at its full concurrency takes about half of that core and every 202 waits
+    behind syncs. So while `busy_at` or more requests are in flight, the worker runs at most
+    `busy_jobs` jobs at once (never none: the queue keeps moving), and goes back to its full
+    concurrency as the burst ends. A process with no API counts no requests.
+    """
+
+    def __init__(self, busy_at: int = BUSY_AT, busy_jobs: int = BUSY_JOBS) -> None:
+        self.busy_at, self.busy_jobs = busy_at, busy_jobs
+        self.in_flight = 0
+
+    def enter(self) -> None:
+        self.in_flight += 1
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+
+    def jobs_allowed(self, concurrency: int) -> int:
+        """How many jobs the worker may run at once now, out of its `concurrency`."""
+        if self.in_flight >= self.busy_at:
+            return min(concurrency, self.busy_jobs)
+        return concurrency
+
+
+def holder_id(role: str) -> str:
+    """Who holds a job: host, process, and a role or object within it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{role}"
+
+
 class Worker:
     def __init__(
         self,
-        context: Context,
+        db: Database,
+        clock: Clock,
         handlers: dict[str, Handler],
         *,
         concurrency: int = 16,
         poll_interval: float = 1.0,
         lease: timedelta = queue.LEASE,
-        foreground: Foreground = FOREGROUND,
+        foreground: Foreground | None = None,
     ) -> None:
-        self.context, self.handlers, self.foreground = context, handlers, foreground
+        self.db, self.clock, self.handlers = db, clock, handlers
+        self.foreground = foreground or Foreground()
         self.concurrency, self.poll_interval, self.lease = concurrency, poll_interval, lease
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.id = holder_id(f"{id(self):x}")
         self._running: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._backlog = False
+        self.rounds = 0  # how many times it has looked for work (for tests and diagnostics)
 
     def wake(self) -> None:
         self._wake.set()
@@ -71,6 +109,7 @@ class Worker:
             while not self._stopping.is_set():
                 await self._fill()
                 await self._idle()
+                self.rounds += 1
         finally:
             heartbeat.cancel()
             await self._shutdown(grace)
@@ -114,15 +153,14 @@ class Worker:
         self._wake.clear()
 
     async def _claim(self, limit: int) -> list[ClaimedJob]:
-        now = self.context.clock.now()
-        return await queue.claim(self.context.pg, self.id, now, limit, self.lease)
+        return await queue.claim(self.db, self.id, self.clock.now(), limit, self.lease)
 
     async def _execute(self, job: ClaimedJob) -> None:
         handler = self.handlers.get(job.kind)
         try:
             if handler is None:
                 raise LookupError(f"no handler for job kind {job.kind!r}")
-            await handler(self.context, job)
+            await handler(job)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -130,10 +168,9 @@ class Worker:
             await self._reschedule_after_crash(job, exc)
 
     async def _reschedule_after_crash(self, job: ClaimedJob, exc: Exception) -> None:
-        run_at = self.context.clock.now() + timedelta(seconds=crash_backoff(job.attempts))
+        run_at = self.clock.now() + timedelta(seconds=crash_backoff(job.attempts))
         with contextlib.suppress(Exception):  # if even this fails, the lease runs out instead
-            async with unit_of_work(self.context.sessions) as session:
-                await queue.reschedule(session, job.id, run_at, f"{type(exc).__name__}: {exc}")
+            await queue.reschedule(self.db, job.id, run_at, f"{type(exc).__name__}: {exc}")
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -142,9 +179,8 @@ class Worker:
                 await self.heartbeat()
 
     async def heartbeat(self) -> None:
-        async with unit_of_work(self.context.sessions) as session:
-            now = self.context.clock.now()
-            await queue.heartbeat(session, self.id, list(self._running), now, self.lease)
+        now = self.clock.now()
+        await queue.heartbeat(self.db, self.id, list(self._running), now, self.lease)
 
     async def _shutdown(self, grace: float) -> None:
         tasks = list(self._running.values())
@@ -155,12 +191,12 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             with contextlib.suppress(Exception):
-                await queue.release(self.context.pg, self.id, held)
+                await queue.release(self.db, self.id, held)
 
     async def _listen(self) -> None:
         """LISTEN for wake-ups on a connection of its own; polling covers any gap."""
         try:
-            self._listener = await asyncpg.connect(self.context.database_url, timeout=5)
+            self._listener = await asyncpg.connect(self.db.url, timeout=5)
             await self._listener.add_listener(queue.WAKE_CHANNEL, self._on_notify)
         except Exception:
             log.warning("LISTEN unavailable; the worker polls every %ss", self.poll_interval)
@@ -179,14 +215,19 @@ class Waker:
     """Wakes workers after jobs are committed: the ones in this process at once, the others
     with one NOTIFY per burst (coalesced), not one per job."""
 
-    def __init__(self, context: Context, local: list[Worker], min_interval: float = 0.02) -> None:
-        self.context, self.local, self.min_interval = context, local, min_interval
+    def __init__(self, db: Database, min_interval: float = 0.02) -> None:
+        self.db, self.min_interval = db, min_interval
+        self._local: list[Callable[[], None]] = []
         self._pending = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    def add_local(self, wake: Callable[[], None]) -> None:
+        """A worker of this process, woken directly rather than through PostgreSQL."""
+        self._local.append(wake)
+
     def poke(self) -> None:
-        for worker in self.local:
-            worker.wake()
+        for wake in self._local:
+            wake()
         self._pending.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._notify_loop())
@@ -195,7 +236,7 @@ class Waker:
         while self._pending.is_set():
             self._pending.clear()
             with contextlib.suppress(Exception):
-                await self.context.pg.execute(queue.NOTIFY)
+                await queue.wake(self.db)
             await asyncio.sleep(self.min_interval)
 
     async def close(self) -> None:

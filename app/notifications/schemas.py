@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import ConfigDict, Field, StringConstraints
 
+from app.enums import NotificationStatus
 from app.schemas import ApiModel, ApiResponse
 
-NotificationStatus = Literal["pending", "applied", "ignored", "stored"]
 MAX_SIGNED_PAYLOAD = 60_000
 
 

@@ -1,109 +1,145 @@
-"""Receiving Apple's notifications: verify, store once, queue; and listing what arrived (SPEC §6)."""
+"""App Store Server Notifications V2 (SPEC §6): receive, store, apply, list.
+
+Receiving verifies the signed payload (and the signed data inside it) with the publisher's
+verifier and stores it, with its job, in one statement. Applying takes the purchase's lock (the one
+a sync takes to finalize), then the notification's, and applies Apple's word with the shared rules
+(`app.subscriptions.changes`); a notification about a purchase never synchronized stays `pending`
+until the sync that registers it applies it (`apply_pending`).
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from app.admin.service import get_publisher
-from app.apple.client import Integration
-from app.apple.notifications import VerifiedNotification, verify_notification
+from app.admin import repository as admin
+from app.apple.gateway import AppleGateway, Integration
+from app.apple.notifications import VerifiedNotification, purchase_facts, verify_notification
 from app.apple.transactions import AppleFinal, AppleTransient
-from app.context import Context
-from app.db import unit_of_work
+from app.db import Executor, Row
+from app.enums import NotificationStatus
 from app.errors import InvalidBody, ServiceUnavailable, detail
-from app.jobs import queue
-from app.models import StoreKit2Integration
-from app.notifications.apply import is_actionable
-from app.notifications.jobs import JOB_KIND, job_payload
-from app.notifications.models import PENDING, STORED, AppleNotification
+from app.notifications import repository
+from app.notifications.repository import NewNotification, Stored
+from app.security import SecretBox
+from app.subscriptions import repository as subscriptions
+from app.subscriptions.changes import Notice, apply_notice, is_actionable
+from app.subscriptions.events import Event
+
+log = logging.getLogger(__name__)
 
 STORED_ONLY = "stored only: this type changes no subscription"
 
 
-async def _active_integration(context: Context, publisher_id: int) -> Integration:
-    """Read in a unit of work of its own: verification (OCSP with online checks) must not hold
-    the request's transaction, and its pooled connection, open while it waits on the network."""
-    async with unit_of_work(context.sessions) as lookup:
-        row = await lookup.get(StoreKit2Integration, publisher_id)
-        if row is None or not row.active:
-            raise InvalidBody(detail("publisherId", "no active StoreKit 2 integration"))
-        return Integration.from_row(row, context.secrets)
+async def _integration(db: Executor, box: SecretBox, publisher_id: int) -> Integration:
+    row = await admin.active_integration(db, publisher_id)
+    if row is None:
+        raise InvalidBody(detail("publisherId", "no active StoreKit 2 integration"))
+    return Integration.from_record(row, box)
 
 
 async def _verified(
-    context: Context, integration: Integration, signed: str
+    apple: AppleGateway, integration: Integration, signed: str
 ) -> VerifiedNotification:
-    assert context.apple is not None
     try:
-        return await verify_notification(context.apple, integration, signed)
+        return await verify_notification(apple, integration, signed)
     except AppleFinal as exc:
         raise InvalidBody(detail("signedPayload", str(exc))) from exc
     except AppleTransient as exc:
         raise ServiceUnavailable() from exc
 
 
-def _row(
+def _new(
     publisher_id: int, note: VerifiedNotification, signed: str, now: datetime
-) -> dict[str, Any]:
+) -> NewNotification:
     has_purchase = note.transaction_id is not None and note.original_transaction_id is not None
     actionable = is_actionable(note.notification_type, has_purchase)
-    return {
-        "publisher_id": publisher_id,
-        "notification_uuid": note.notification_uuid,
-        "notification_type": note.notification_type,
-        "subtype": note.subtype,
-        "environment": note.environment,
-        "original_transaction_id": note.original_transaction_id,
-        "transaction_id": note.transaction_id,
-        "signed_at": note.signed_at,
-        "received_at": now,
-        "status": PENDING if actionable else STORED,
-        "outcome": None if actionable else STORED_ONLY,
-        "applied_at": None if actionable else now,
-        "apple_status": note.apple_status,
-        "transaction_info": note.transaction,
-        "renewal_info": note.renewal,
-        "signed_payload": signed,
-    }
-
-
-async def _store(session: AsyncSession, values: dict[str, Any]) -> int | None:
-    """Insert once per (publisher, notificationUUID); None when it was already there."""
-    return await session.scalar(
-        insert(AppleNotification)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["publisher_id", "notification_uuid"])
-        .returning(AppleNotification.id)
+    return NewNotification(
+        publisher_id=publisher_id,
+        notification_uuid=note.notification_uuid,
+        notification_type=note.notification_type,
+        subtype=note.subtype,
+        environment=note.environment,
+        original_transaction_id=note.original_transaction_id,
+        transaction_id=note.transaction_id,
+        signed_at=note.signed_at,
+        received_at=now,
+        status=NotificationStatus.PENDING if actionable else NotificationStatus.STORED,
+        outcome=None if actionable else STORED_ONLY,
+        applied_at=None if actionable else now,
+        apple_status=note.apple_status,
+        transaction_info=note.transaction,
+        renewal_info=note.renewal,
+        signed_payload=signed,
     )
 
 
 async def receive(
-    session: AsyncSession, context: Context, publisher_id: int, signed: str
+    db: Executor, apple: AppleGateway, box: SecretBox, publisher_id: int, signed: str, now: datetime
 ) -> tuple[str, bool]:
-    """Verify and store a notification, with its job; return its UUID and whether it was known."""
-    integration = await _active_integration(context, publisher_id)
-    note = await _verified(context, integration, signed)
-    now = context.clock.now()
-    values = _row(publisher_id, note, signed, now)
-    notification_id = await _store(session, values)
-    if notification_id is not None and values["status"] == PENDING:
-        await queue.enqueue(session, JOB_KIND, job_payload(publisher_id, notification_id), now)
-        context.wake_workers_after_commit(session)
+    """Verify and store a notification with its job (one statement, no transaction held while
+    verifying, which may wait on OCSP); return its UUID and whether it was known already."""
+    integration = await _integration(db, box, publisher_id)
+    note = await _verified(apple, integration, signed)
+    notification_id = await repository.store(db, _new(publisher_id, note, signed, now))
     return note.notification_uuid, notification_id is None
 
 
+def _notice(note: Stored) -> Notice:
+    assert note.transaction_info is not None
+    facts = purchase_facts(
+        note.transaction_info, note.renewal_info, note.apple_status, note.signed_at
+    )
+    product = (note.renewal_info or {}).get("autoRenewProductId")
+    return Notice(note.notification_type, note.signed_at, facts, product)
+
+
+async def _apply(tx: Executor, note: Stored, now: datetime, *, synced: bool) -> list[Event]:
+    """Apply one pending notification (locked by the caller); any other status is left alone."""
+    has_purchase = note.transaction_id is not None and note.original_transaction_id is not None
+    pending = note.status == NotificationStatus.PENDING
+    if not pending or not is_actionable(note.notification_type, has_purchase):
+        return []
+    change = await apply_notice(tx, note.publisher_id, _notice(note), now, synced=synced)
+    applied_at = None if change.status == NotificationStatus.PENDING else now
+    await repository.save_result(
+        tx, note.id, change.status, change.outcome, change.subscription_id, applied_at
+    )
+    fields = {
+        "notificationUUID": note.notification_uuid,
+        "notificationType": note.notification_type,
+        "status": change.status,
+        "outcome": change.outcome,
+    }
+    log.info("apple notification", extra={"fields": fields})
+    return change.events
+
+
+async def apply_stored(
+    tx: Executor, publisher_id: int, notification_id: int, now: datetime
+) -> list[Event]:
+    """Lock the purchase as the sync does, then the notification, and apply it if still due."""
+    original = await repository.purchase_of(tx, publisher_id, notification_id)
+    if original is None:
+        return []
+    await subscriptions.lock_purchase(tx, publisher_id, original)
+    note = await repository.lock(tx, notification_id)
+    return [] if note is None else await _apply(tx, note, now, synced=False)
+
+
+async def apply_pending(
+    tx: Executor, publisher_id: int, original: str, now: datetime
+) -> list[Event]:
+    """The purchase's waiting notifications, oldest first; called by the sync as it finalizes,
+    under the purchase's lock, with the state it just fetched from Apple."""
+    events: list[Event] = []
+    for note in await repository.waiting(tx, publisher_id, original):
+        events += await _apply(tx, note, now, synced=True)
+    return events
+
+
 async def list_notifications(
-    session: AsyncSession, publisher_id: int, status: str | None, limit: int
-) -> list[AppleNotification]:
+    db: Executor, publisher_id: int, status: NotificationStatus | None, limit: int
+) -> list[Row]:
     """The publisher's notifications, newest first."""
-    await get_publisher(session, publisher_id)
-    statement = select(AppleNotification).where(AppleNotification.publisher_id == publisher_id)
-    if status is not None:
-        statement = statement.where(AppleNotification.status == status)
-    statement = statement.order_by(AppleNotification.id.desc()).limit(limit)
-    return list(await session.scalars(statement))
+    return await repository.newest(db, publisher_id, status, limit)

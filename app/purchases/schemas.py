@@ -6,14 +6,14 @@ import hashlib
 import json
 from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, StrictInt, StringConstraints
 
+from app.enums import SyncKind, SyncResult, SyncStatus
 from app.schemas import ApiModel, ApiResponse
 
 TransactionId = Annotated[str, StringConstraints(pattern=r"^\d{1,32}$")]
-Status = Literal["processing", "retrying", "finalized"]
 
 
 class PurchaseRequest(ApiModel):
@@ -21,10 +21,10 @@ class PurchaseRequest(ApiModel):
     transaction_id: TransactionId
     ip_address: IPv4Address | IPv6Address | None = None
 
-    def fingerprint(self, kind: str) -> str:
+    def fingerprint(self, kind: SyncKind) -> str:
         """What a replay with the same Correlation-Id must repeat exactly."""
         canonical = {
-            "kind": kind,
+            "kind": kind.value,
             "cleengCustomerId": self.cleeng_customer_id,
             "transactionId": self.transaction_id,
             "ipAddress": str(self.ip_address) if self.ip_address else None,
@@ -38,13 +38,13 @@ class Accepted(ApiResponse):
 
 class SynchronizationAnswer(ApiResponse):
     synchronization_id: str
-    status: Status
+    status: SyncStatus
     transaction_id: str
     original_transaction_id: str | None = None
     cleeng_customer_id: int
     access_granted: bool | None = None
     offer_id: str | None = None
-    result: str | None = None
+    result: SyncResult | None = None
     correlation_id: str | None = None
     created_at: datetime
     updated_at: datetime

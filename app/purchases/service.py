@@ -1,16 +1,24 @@
-"""Register, transfer and poll (SPEC §3). The sync row and its job commit together, before the 202."""
+"""Register, transfer and poll (SPEC §3), and finalizing a sync with what Apple said.
+
+A register is one statement on the `Database` (its own transaction: the sync and its job commit
+together, before the 202). A transfer checks the purchase between its reads and its insert, in the
+transaction its caller opened. A finalize runs in its job's transaction, with the purchase and the
+sync row locked: a job may run twice, its effects happen once.
+"""
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import Caller
+from app.apple.transactions import ApplePurchase
+from app.callers import Caller
+from app.db import Executor
+from app.enums import SubscriptionStatus, SyncKind, SyncResult, SyncStatus
 from app.errors import (
     CleengError,
     CustomerNotFound,
@@ -22,207 +30,203 @@ from app.errors import (
     SyncInProgress,
     TransferInProgress,
 )
-from app.models import Synchronization
+from app.purchases import payloads, repository
+from app.purchases.repository import Found, Request, Sync
 from app.purchases.schemas import PurchaseRequest
-
-REGISTER, TRANSFER = "register", "transfer"
-
-# Every check of a register or transfer, each lookup served by an index: the integration, the
-# customer, the purchase a known transaction belongs to, and a replayed Correlation-Id.
-# $1 publisher, $2 customer, $3 transactionId, $4 Correlation-Id.
-# Each lookup has one index that fits it and no other that could serve it worse (the customer by
-# its key alone): asyncpg keeps the plan PostgreSQL makes on a connection's first executions, and
-# on nearly empty tables every index with publisher_id first costs the same to it.
-FOUND = """
-SELECT
-  (SELECT active FROM storekit2_integrations WHERE publisher_id = $1) AS active,
-  coalesce((SELECT publisher_id = $1 FROM customers WHERE id = $2), false) AS customer,
-  (SELECT k.original FROM (
-     SELECT original_transaction_id AS original FROM subscriptions
-      WHERE publisher_id = $1 AND original_transaction_id = $3 AND status <> 'terminated'
-     UNION ALL
-     SELECT original_transaction_id FROM subscriptions
-      WHERE publisher_id = $1 AND latest_transaction_id = $3
-     UNION ALL
-     SELECT original_transaction_id FROM synchronizations
-      WHERE publisher_id = $1 AND transaction_id = $3 AND original_transaction_id IS NOT NULL
-   ) AS k LIMIT 1) AS original,
-  (SELECT request_hash FROM synchronizations WHERE publisher_id = $1 AND id = $4) AS replayed
-"""
+from app.subscriptions import ownership
+from app.subscriptions import repository as subscriptions
+from app.subscriptions.events import Event
 
 
-def _insert_with_job(purchase_key: str, source: str) -> str:
-    """The sync and its job; nothing when the id exists already (a racing replay).
-    Beyond FOUND's: $5 id, $6 kind, $7 ipAddress, $8 request hash, $9 now. Built from constant
-    fragments only; every value is a bind parameter."""
-    return f"""
-sync AS (
-  INSERT INTO synchronizations (publisher_id, id, kind, transaction_id, purchase_key,
-    customer_id, ip_address, correlation_id, request_hash, status, attempts, created_at,
-    updated_at)
-  SELECT $1, $5, $6, $3, {purchase_key}, $2, $7, $4, $8, 'processing', 0, $9, $9
-  FROM {source}
-  ON CONFLICT (publisher_id, id) DO NOTHING
-  RETURNING publisher_id, id
-), job AS (
-  INSERT INTO jobs (kind, payload, run_at, attempts, created_at)
-  SELECT 'sync', jsonb_build_object('publisherId', publisher_id, 'synchronizationId', id),
-    $9, 0, $9
-  FROM sync
-)"""  # noqa: S608
+def _request(
+    caller: Caller, body: PurchaseRequest, correlation_id: str | None, kind: SyncKind, now: datetime
+) -> Request:
+    if caller.own_customer not in (None, body.cleeng_customer_id):
+        raise Forbidden()
+    return Request(
+        publisher_id=caller.publisher_id,
+        customer_id=body.cleeng_customer_id,
+        transaction_id=body.transaction_id,
+        sync_id=correlation_id or str(uuid.uuid4()),
+        kind=kind,
+        ip_address=str(body.ip_address) if body.ip_address else None,
+        fingerprint=body.fingerprint(kind),
+        now=now,
+        correlation_id=correlation_id,
+    )
 
 
-# A register is one statement, one round trip, no transaction around it: the checks, then the
-# sync and its job only if they pass.
-REGISTER_SQL = f"""
-WITH found AS ({FOUND}),
-{_insert_with_job("found.original", "found WHERE found.active AND found.customer AND found.replayed IS NULL")}
-SELECT found.*, (SELECT id FROM sync) AS inserted FROM found
-"""  # noqa: S608
-# A transfer checks the purchase between FOUND and the insert ($10: the purchase).
-TRANSFER_SQL = f"""
-WITH {_insert_with_job("$10", "(VALUES (1)) AS one")}
-SELECT id FROM sync
-"""  # noqa: S608
-REQUEST_HASH = "SELECT request_hash FROM synchronizations WHERE publisher_id = $1 AND id = $2"
-ACTIVE_PURCHASE = """
-SELECT status FROM subscriptions
-WHERE publisher_id = $1 AND original_transaction_id = $2 AND status <> 'terminated'
-"""
-
-
-@dataclass(frozen=True)
-class Preflight:
-    active: bool | None
-    customer: bool
-    original: str | None
-    replayed: str | None
-
-    @classmethod
-    def of(cls, row: asyncpg.Record) -> Preflight:
-        return cls(row["active"], row["customer"], row["original"], row["replayed"])
-
-
-@dataclass(frozen=True)
-class SyncRequest:
-    """A register or transfer as the statements take it: FOUND's four, then the insert's."""
-
-    publisher_id: int
-    body: PurchaseRequest
-    correlation_id: str | None
-    kind: str
-    now: datetime
-
-    @functools.cached_property
-    def fingerprint(self) -> str:
-        return self.body.fingerprint(self.kind)
-
-    def arguments(self) -> tuple[object, ...]:
-        body = self.body
-        return (
-            self.publisher_id,
-            body.cleeng_customer_id,
-            body.transaction_id,
-            self.correlation_id,
-            self.correlation_id or str(uuid.uuid4()),
-            self.kind,
-            str(body.ip_address) if body.ip_address else None,
-            self.fingerprint,
-            self.now,
-        )
-
-
-async def _require_active_purchase(
-    connection: asyncpg.Connection, publisher_id: int, original: str | None
-) -> str:
-    status = None
-    if original is not None:
-        status = await connection.fetchval(ACTIVE_PURCHASE, publisher_id, original)
-    if original is None or status != "active":
-        raise PurchaseNotFound()
-    return original
-
-
-def _replay(request_hash: str, fingerprint: str, sync_id: str) -> str:
-    if request_hash != fingerprint:
-        raise InvalidHeaders()
-    return sync_id
-
-
-def _conflict(kind: str) -> CleengError:
-    return TransferInProgress() if kind == TRANSFER else SyncInProgress()
-
-
-def _check(found: Preflight) -> None:
+def _check(found: Found) -> None:
     if not found.active:
         raise IntegrationNotActive()
     if not found.customer:
         raise CustomerNotFound()
 
 
-async def _accepted(
-    connection: asyncpg.Connection, request: SyncRequest, found: Preflight, inserted: str | None
-) -> str:
-    """The sync's id: the new one, or the one a replayed Correlation-Id was given."""
-    fingerprint = request.fingerprint
-    corr = request.correlation_id
-    if corr is not None and found.replayed is not None:  # accepted before: the same answer
-        return _replay(found.replayed, fingerprint, corr)
+def _replay(request_hash: str | None, request: Request) -> str:
+    """The same id again: the same answer for the same request, 400 for another."""
+    if request_hash != request.fingerprint:
+        raise InvalidHeaders()
+    return request.sync_id
+
+
+async def _accepted(db: Executor, request: Request, found: Found, inserted: str | None) -> str:
+    """The sync's id: the new one, or the one accepted before for this id."""
+    if found.replayed is not None:
+        return _replay(found.replayed, request)
     _check(found)
     if inserted is not None:
         return inserted
-    assert corr is not None  # only a Correlation-Id can already exist: it raced us, a replay
-    existing = await connection.fetchval(REQUEST_HASH, request.publisher_id, corr)
-    return _replay(existing, fingerprint, corr)
+    # The id exists although FOUND did not see it: a replay raced this request.
+    return _replay(
+        await repository.request_hash(db, request.publisher_id, request.sync_id), request
+    )
 
 
-async def _register(connection: asyncpg.Connection, request: SyncRequest) -> str:
-    row = await connection.fetchrow(REGISTER_SQL, *request.arguments())
-    assert row is not None
-    return await _accepted(connection, request, Preflight.of(row), row["inserted"])
+def _conflict(kind: SyncKind) -> CleengError:
+    return TransferInProgress() if kind == SyncKind.TRANSFER else SyncInProgress()
 
 
-async def _transfer(connection: asyncpg.Connection, request: SyncRequest) -> str:
-    arguments = request.arguments()
-    async with connection.transaction():
-        row = await connection.fetchrow(FOUND, *arguments[:4])
-        assert row is not None
-        found = Preflight.of(row)
-        inserted = None
-        if found.replayed is None or request.correlation_id is None:
-            _check(found)
-            key = await _require_active_purchase(connection, request.publisher_id, found.original)
-            inserted = await connection.fetchval(TRANSFER_SQL, *arguments, key)
-        return await _accepted(connection, request, found, inserted)
-
-
-async def start_sync(
-    pool: asyncpg.Pool,
-    caller: Caller,
-    body: PurchaseRequest,
-    correlation_id: str | None,
-    kind: str,
-    now: datetime,
+async def register(
+    db: Executor, caller: Caller, body: PurchaseRequest, correlation_id: str | None, now: datetime
 ) -> str:
-    """Accept a register or a transfer: the checks, then the sync and its job, committed."""
-    publisher_id = caller.publisher_id
-    assert publisher_id is not None
-    if caller.kind == "customer" and caller.customer_id != body.cleeng_customer_id:
-        raise Forbidden()
-    request = SyncRequest(publisher_id, body, correlation_id, kind, now)
+    """Accept a register: the checks, then the sync and its job, in one statement."""
+    request = _request(caller, body, correlation_id, SyncKind.REGISTER, now)
     try:
-        async with pool.acquire() as connection:
-            if kind == REGISTER:
-                return await _register(connection, request)
-            return await _transfer(connection, request)
+        found, inserted = await repository.register(db, request)
     except asyncpg.UniqueViolationError as exc:  # the partial unique indexes: one unfinalized
-        raise _conflict(kind) from exc
+        raise _conflict(SyncKind.REGISTER) from exc
+    return await _accepted(db, request, found, inserted)
 
 
-async def get_sync(session: AsyncSession, caller: Caller, sync_id: str) -> Synchronization:
-    sync = await session.get(Synchronization, (caller.publisher_id, sync_id))
-    if sync is None:
-        raise NotFound()
-    if caller.kind == "customer" and sync.customer_id != caller.customer_id:
+async def _active_purchase(tx: Executor, publisher_id: int, original: str | None) -> str:
+    status = (
+        None if original is None else await subscriptions.stored_status(tx, publisher_id, original)
+    )
+    if original is None or status != SubscriptionStatus.ACTIVE:
+        raise PurchaseNotFound()
+    return original
+
+
+async def transfer(
+    tx: Executor, caller: Caller, body: PurchaseRequest, correlation_id: str | None, now: datetime
+) -> str:
+    """Accept a transfer of an active purchase, in the caller's transaction."""
+    request = _request(caller, body, correlation_id, SyncKind.TRANSFER, now)
+    found = await repository.found(tx, request)
+    if found.replayed is not None:
+        return _replay(found.replayed, request)
+    _check(found)
+    purchase = await _active_purchase(tx, request.publisher_id, found.original)
+    try:
+        inserted = await repository.insert_transfer(tx, request, purchase)
+    except asyncpg.UniqueViolationError as exc:
+        raise _conflict(SyncKind.TRANSFER) from exc
+    return await _accepted(tx, request, found, inserted)
+
+
+async def get_sync(db: Executor, caller: Caller, sync_id: str) -> Sync:
+    """The caller's sync; 404 for another publisher's, or another customer's."""
+    sync = await repository.get(db, caller.publisher_id, sync_id)
+    if sync is None or caller.own_customer not in (None, sync.customer_id):
         raise NotFound()
     return sync
+
+
+# Finalizing ------------------------------------------------------------------------------------
+
+
+async def begin(tx: Executor, publisher_id: int, sync_id: str, original: str | None) -> Sync | None:
+    """In the finalizing transaction: the purchase's lock first (when Apple named it), then the
+    sync row's. None when the sync is gone or already final (a job that ran twice)."""
+    if original is not None:
+        await subscriptions.lock_purchase(tx, publisher_id, original)
+    sync = await repository.lock(tx, publisher_id, sync_id)
+    if sync is None or sync.status == SyncStatus.FINALIZED:
+        return None
+    return sync
+
+
+def _finish(sync: Sync, result: SyncResult, granted: bool, now: datetime) -> None:
+    sync.status, sync.result, sync.access_granted = SyncStatus.FINALIZED, result, granted
+    sync.updated_at = now
+
+
+def _of_sync(sync: Sync, events: list[Event]) -> list[Event]:
+    return [dataclasses.replace(event, synchronization_id=sync.id) for event in events]
+
+
+@dataclass(frozen=True)
+class Finalized:
+    """A sync's writes are done: its events, in order, and whether notifications about its
+    purchase waited for it."""
+
+    events: list[Event]
+    waiting: bool
+
+
+async def settle(tx: Executor, sync: Sync, purchase: ApplePurchase, now: datetime) -> Finalized:
+    """Apply what Apple said about the purchase to its subscription, and finalize the sync."""
+    original = purchase.original_transaction_id
+    offer_id, waiting = await repository.offer_and_waiting(
+        tx, sync.publisher_id, purchase.product_id, original
+    )
+    claim = ownership.Claim(sync.publisher_id, sync.customer_id, purchase, offer_id)
+    settled = await ownership.settle(tx, claim, now)
+    _finish(sync, settled.result, settled.granted, now)
+    sync.original_transaction_id = original
+    if settled.subscription is not None:
+        sync.offer_id, sync.subscription_id = offer_id, settled.subscription.id
+        first = payloads.validation_succeeded(sync, settled.subscription, now, settled.previous)
+    else:
+        first = payloads.validation_failed(sync, purchase.product_id, purchase.environment)
+    await repository.save(tx, sync)
+    events = [first, *_of_sync(sync, settled.events), payloads.sync_result(sync)]
+    return Finalized(events, waiting)
+
+
+async def settle_without_purchase(
+    tx: Executor, sync: Sync, result: SyncResult, reason: str, now: datetime
+) -> list[Event]:
+    """Apple could not tell us about the purchase: the sync ends with `result`, nothing else
+    changes."""
+    _finish(sync, result, False, now)
+    sync.last_error = reason
+    await repository.save(tx, sync)
+    return [payloads.validation_failed(sync, None, None), payloads.sync_result(sync)]
+
+
+def retry_delay(
+    schedule: tuple[float, ...], attempts: int, retry_after: float | None
+) -> float | None:
+    """Seconds before try `attempts + 1`, or None when the schedule is exhausted."""
+    if attempts > len(schedule):
+        return None
+    return max(schedule[attempts - 1], retry_after or 0.0)
+
+
+async def retry_later(
+    tx: Executor, sync: Sync, reason: str, delay: float, now: datetime
+) -> datetime:
+    """A transient failure with tries left: `retrying`, and when to run again."""
+    sync.status, sync.last_error, sync.updated_at = SyncStatus.RETRYING, reason, now
+    await repository.save(tx, sync)
+    return now + timedelta(seconds=delay)
+
+
+async def transient(
+    tx: Executor,
+    sync: Sync,
+    reason: str,
+    retry_after: float | None,
+    schedule: tuple[float, ...],
+    now: datetime,
+) -> tuple[list[Event], datetime | None]:
+    """A transient failure: another try on the schedule (and when), or, the schedule exhausted,
+    the sync ends `APPLE_UNAVAILABLE` (and its events)."""
+    sync.attempts += 1
+    delay = retry_delay(schedule, sync.attempts, retry_after)
+    if delay is None:
+        result = SyncResult.APPLE_UNAVAILABLE
+        return await settle_without_purchase(tx, sync, result, reason, now), None
+    return [], await retry_later(tx, sync, reason, delay, now)

@@ -7,14 +7,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
+from app.enums import DeliveryStatus, Topic
 from app.schemas import ApiModel, ApiResponse
-from app.webhooks.events import TOPICS
 
-TOPIC_PATTERN = "^(" + "|".join(TOPICS) + ")$"
+TOPIC_PATTERN = "^(" + "|".join(Topic) + ")$"
 MAX_ENDPOINTS_PER_TOPIC = 10
 MAX_URL_LENGTH = 2048
-
-DeliveryStatus = Literal["pending", "succeeded", "failed"]
 
 
 class HmacOptions(ApiModel):

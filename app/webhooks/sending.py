@@ -1,7 +1,6 @@
 """One delivery attempt over HTTP: the Cleeng envelope, Standard Webhooks signature, the POST.
 
-One shared `httpx.AsyncClient` serves every delivery of a process (`context.services`), started
-and closed by `app.runtime.Runtime`. Redirects are not followed and proxies from the environment
+One shared `httpx.AsyncClient` serves every delivery of a process (`app.webhooks.delivery`). Redirects are not followed and proxies from the environment
 are not used: a delivery goes where the checked URL says, and nowhere else.
 """
 
@@ -19,11 +18,9 @@ import httpx
 from standardwebhooks import Webhook
 
 from app.config import Settings
-from app.context import Context
 from app.webhooks.schedule import RETRY_AFTER_STATUSES, retry_after_seconds
 from app.webhooks.targets import TargetRefused, check_target, parse_url, pinned
 
-HTTP_CLIENT = "webhook_http"
 USER_AGENT = "storekit-sync-webhooks/0.1"
 MAX_RESPONSE_BYTES = 64 * 1024
 MAX_ERROR_LENGTH = 500
@@ -39,23 +36,6 @@ def new_http_client(settings: Settings) -> httpx.AsyncClient:
         trust_env=False,
         headers={"User-Agent": USER_AGENT},
     )
-
-
-def start_http_client(context: Context) -> None:
-    context.services[HTTP_CLIENT] = new_http_client(context.settings)
-
-
-async def stop_http_client(context: Context) -> None:
-    client = context.services.pop(HTTP_CLIENT, None)
-    if client is not None:
-        await client.aclose()
-
-
-def http_client(context: Context) -> httpx.AsyncClient:
-    client = context.services.get(HTTP_CLIENT)
-    if not isinstance(client, httpx.AsyncClient):
-        raise RuntimeError("the webhook HTTP client is not started (app.runtime.Runtime.start)")
-    return client
 
 
 def envelope(publisher_id: int, topic: str, data: dict[str, Any]) -> str:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from app.clock import MovableClock
-from tests.notifications.conftest import Apple, expires, topics
-from tests.sync.conftest import LIFETIME_OFFER
+from tests.helpers.appstore import Apple, expires, topics
+from tests.helpers.shop import LIFETIME_OFFER
 
 
 async def test_a_renewal_extends_the_subscription(apple: Apple) -> None:

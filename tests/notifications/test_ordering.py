@@ -10,11 +10,11 @@ from typing import Any
 import jwt
 import pytest
 
-from app.apple.client import AppleGateway, Integration
+from app.apple.gateway import AppleGateway, Integration
 from app.apple.transactions import ApplePurchase, fetch_purchase
-from app.purchases import sync
-from tests.notifications.conftest import Apple, topics
-from tests.sync.conftest import MONTHLY_OFFER
+from app.handlers import sync as sync_jobs
+from tests.helpers.appstore import Apple, topics
+from tests.helpers.shop import MONTHLY_OFFER
 
 DEADLINE_SECONDS = 5.0
 
@@ -96,7 +96,7 @@ async def test_a_refund_between_apples_answer_and_the_finalization(
         await apple.act(transaction_id, "refund")
         return purchase
 
-    monkeypatch.setattr(sync, "fetch_purchase", fetch_then_refund)
+    monkeypatch.setattr(sync_jobs, "fetch_purchase", fetch_then_refund)
     customer = apple.shop.customers[0]
     sync_id = await apple.shop.accepted(customer, bought["transactionId"])
     assert await apple.worker.drain() == 2  # the sync, then the notification's job (a no-op)
@@ -154,19 +154,24 @@ async def test_a_resync_after_a_newer_notification_still_refreshes(apple: Apple)
 def test_an_older_waiting_notification_is_in_the_state_its_sync_fetched() -> None:
     """Both timings of the test above, pinned down: a notification older than the state held is
     ignored when it arrives, and counts as applied when it waited for its purchase's sync."""
+    from dataclasses import replace
     from datetime import UTC, datetime, timedelta
 
-    from app.models import Subscription
-    from app.notifications.apply import _older
-    from app.notifications.models import APPLIED, IGNORED, AppleNotification
+    from app.enums import NotificationStatus
+    from app.subscriptions.changes import Notice, _older
+    from app.subscriptions.ownership import new_subscription
 
     held = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
-    subscription = Subscription(id=7, apple_signed_at=held)
-    note = AppleNotification(signed_at=held - timedelta(seconds=2))
+    facts = ApplePurchase(
+        "1", "1", "p", "Auto-Renewable Subscription", "Sandbox", None, None, False, held
+    )
+    subscription = new_subscription(1, 2, "S123456789_US", facts, held)
+    subscription.id = 7
+    note = Notice("DID_RENEW", held - timedelta(seconds=2), facts)
     arrived = _older(note, subscription)
     waited = _older(note, subscription, synced=True)
     assert arrived is not None
-    assert arrived.status == IGNORED
+    assert arrived.status == NotificationStatus.IGNORED
     assert waited is not None
-    assert waited.status == APPLIED
-    assert _older(AppleNotification(signed_at=held), subscription, synced=True) is None
+    assert waited.status == NotificationStatus.APPLIED
+    assert _older(replace(note, signed_at=held), subscription, synced=True) is None

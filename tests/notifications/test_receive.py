@@ -16,16 +16,15 @@ from app.apple import notifications as apple_notifications
 from app.apple.notifications import VerifiedNotification
 from app.clock import MovableClock
 from app.config import Settings
-from app.db import unit_of_work
+from app.enums import JobKind
 from app.jobs import queue
 from app.main import create_app
-from app.notifications.jobs import JOB_KIND, job_payload
 from app.simulator.certs import generate_chain
 from app.simulator.server import BackgroundServer, SimulatorServer
 from app.simulator.signing import JwsSigner
-from tests.conftest import ADMIN
-from tests.notifications.conftest import Apple, topics
-from tests.sync.conftest import Shop, open_shop
+from tests.helpers.api import ADMIN
+from tests.helpers.appstore import Apple, topics
+from tests.helpers.shop import Shop, open_shop
 
 JsonDict = dict[str, Any]
 FORGER = JwsSigner(generate_chain("forger"))
@@ -82,10 +81,10 @@ async def test_a_job_that_runs_twice_applies_once(apple: Apple) -> None:
     bought, _ = await apple.subscribed()
     await apple.act(bought["transactionId"], "expire")
     assert await apple.worker.drain() == 1
-    async with unit_of_work(apple.shop.context.sessions) as session:
-        note_id = await apple.scalar("SELECT max(id) FROM apple_notifications")
-        payload = job_payload(apple.shop.publisher.id, note_id)
-        await queue.enqueue(session, JOB_KIND, payload, apple.shop.context.clock.now())
+    note_id = await apple.scalar("SELECT max(id) FROM apple_notifications")
+    payload = {"publisherId": apple.shop.publisher.id, "notificationId": note_id}
+    context = apple.shop.context
+    await queue.enqueue(context.db, JobKind.APPLE_NOTIFICATION, payload, context.clock.now())
     assert await apple.worker.drain() == 1
     assert topics(await apple.events()) == ["subscriptionExpired"]
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
-from tests.conftest import ADMIN, PublisherRef, new_publisher
-from tests.test_errors import assert_envelope
-from tests.webhooks.conftest import TOPIC, drain, emit_event, subscribe
-from tests.webhooks.receiver import Receiver, Reply
+from tests.helpers.api import ADMIN, PublisherRef, assert_envelope, new_publisher
+from tests.helpers.receiver import Receiver, Reply
+from tests.helpers.webhooks import TOPIC, drain, emit_event, subscribe
 
 OTHER_TOPIC = "subscriptionCreated"
 ITEM_KEYS = {

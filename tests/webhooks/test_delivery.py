@@ -5,19 +5,18 @@ from __future__ import annotations
 import socket
 from datetime import timedelta
 from email.utils import format_datetime
+from types import SimpleNamespace
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import select
 
 from app.clock import MovableClock
 from app.context import Context
-from app.db import unit_of_work
 from app.jobs.queue import enqueue
 from app.metrics import WEBHOOK_ATTEMPTS
-from app.webhooks.models import WebhookDeliveryAttempt
-from tests.conftest import PublisherRef, new_publisher
-from tests.webhooks.conftest import (
+from tests.helpers.api import PublisherRef, new_publisher
+from tests.helpers.receiver import Receiver, Reply
+from tests.helpers.webhooks import (
     TOPIC,
     context_of,
     deliveries,
@@ -26,15 +25,13 @@ from tests.webhooks.conftest import (
     job_run_at,
     subscribe,
 )
-from tests.webhooks.receiver import Receiver, Reply
 
 
-async def attempts_of(context: Context, delivery_id: int) -> list[WebhookDeliveryAttempt]:
-    async with context.sessions() as session:
-        statement = select(WebhookDeliveryAttempt).where(
-            WebhookDeliveryAttempt.delivery_id == delivery_id
-        )
-        return list(await session.scalars(statement.order_by(WebhookDeliveryAttempt.id)))
+async def attempts_of(context: Context, delivery_id: int) -> list[SimpleNamespace]:
+    rows = await context.db.fetch(
+        "SELECT * FROM webhook_delivery_attempts WHERE delivery_id = $1 ORDER BY id", delivery_id
+    )
+    return [SimpleNamespace(**dict(row)) for row in rows]
 
 
 async def test_failures_then_success_arrive_with_one_webhook_id(
@@ -229,11 +226,10 @@ async def test_a_job_run_twice_sends_once(
     await drain(app)
     (delivery,) = await deliveries(app, publisher.id)
     context = context_of(app)
-    async with unit_of_work(context.sessions) as session:
-        now = context.clock.now()
-        await enqueue(session, "webhook_delivery", {"deliveryId": delivery.id}, run_at=now)
-        stale = {"deliveryId": delivery.id, "generation": 7}
-        await enqueue(session, "webhook_delivery", stale, run_at=now)
+    now = context.clock.now()
+    await enqueue(context.db, "webhook_delivery", {"deliveryId": delivery.id}, run_at=now)
+    stale = {"deliveryId": delivery.id, "generation": 7}
+    await enqueue(context.db, "webhook_delivery", stale, run_at=now)
     assert await drain(app) == 2
     assert len(receiver["once"].verified()) == 1
     assert await job_run_at(app, delivery.id) == []

@@ -14,24 +14,27 @@ import pytest
 from fastapi import FastAPI
 
 from app.clock import MovableClock
-from app.db import unit_of_work
+from app.enums import Topic
+from app.subscriptions.events import Event
 from app.webhooks import delivery as delivery_module
-from app.webhooks.delivery import HOLDER, deliver_held, slots
-from app.webhooks.events import emit
-from app.webhooks.fanout import HeldDelivery, held_deliveries, hold_deliveries, lease_for
-from tests.conftest import PublisherRef
-from tests.webhooks.conftest import TOPIC, context_of, deliveries, drain, job_run_at, subscribe
-from tests.webhooks.receiver import Receiver, Reply
+from app.webhooks import outbox
+from app.webhooks.outbox import HeldDelivery
+from tests.helpers.api import PublisherRef
+from tests.helpers.receiver import Receiver, Reply
+from tests.helpers.webhooks import TOPIC, context_of, deliveries, drain, job_run_at, subscribe
 
 
 async def _emit_held(app: FastAPI, publisher_id: int, count: int = 1) -> list[HeldDelivery]:
+    """Events written as a job handler writes them: their deliveries held for this process."""
     context = context_of(app)
     now = context.clock.now()
-    async with unit_of_work(context.sessions) as session:
-        hold_deliveries(session, HOLDER, lease_for(now, context.settings.webhook_timeout))
-        for n in range(count):
-            await emit(session, publisher_id, TOPIC, {"n": n}, now)
-        return held_deliveries(session)
+    events = [Event(Topic(TOPIC), {"n": n}) for n in range(count)]
+    async with context.db.transaction() as tx:
+        return await outbox.write(tx, publisher_id, events, now, context.webhooks.hold(now))
+
+
+async def deliver_held(app: FastAPI, held: list[HeldDelivery]) -> None:
+    await context_of(app).webhooks.deliver_held(held)
 
 
 async def test_held_deliveries_go_out_after_commit_without_the_queue(
@@ -41,7 +44,7 @@ async def test_held_deliveries_go_out_after_commit_without_the_queue(
     held = await _emit_held(app, publisher.id, count=2)
     assert [h.url for h in held] == [receiver.url(n) for n in ("held-a", "held-b")] * 2
     assert await drain(app) == 0, "held jobs are not the workers' to take"
-    await deliver_held(context_of(app), held)
+    await deliver_held(app, held)
     for name in ("held-a", "held-b"):
         assert [body["data"]["n"] for body in receiver[name].verified()] == [0, 1]
     settled = await deliveries(app, publisher.id)
@@ -77,10 +80,11 @@ async def test_a_held_delivery_without_a_free_slot_goes_to_the_queue(
     (held,) = await _emit_held(app, publisher.id)
     origin = httpx.URL(held.url).netloc.decode("ascii")
     monkeypatch.setattr(delivery_module, "HELD_SLOT_WAIT", 0.05)
+    slots = context_of(app).webhooks.slots
     taken = [slots.try_acquire(origin) for _ in range(delivery_module.MAX_IN_FLIGHT_PER_ORIGIN)]
     assert all(taken)
     try:
-        await deliver_held(context_of(app), [held])
+        await deliver_held(app, [held])
     finally:
         for _ in taken:
             slots.release(origin)
@@ -94,7 +98,9 @@ async def test_a_slot_freed_while_waiting_lets_the_held_delivery_go() -> None:
     limited = delivery_module.OriginSlots(1)
     assert limited.try_acquire(origin)
     waiting = asyncio.create_task(limited.acquire(origin, 5.0))
-    await asyncio.sleep(0.01)
+    async with asyncio.timeout(5):
+        while origin not in limited._waiters:  # noqa: ASYNC110 (until it waits for a slot)
+            await asyncio.sleep(0)
     assert not waiting.done()
     limited.release(origin)
     assert await waiting
@@ -102,11 +108,10 @@ async def test_a_slot_freed_while_waiting_lets_the_held_delivery_go() -> None:
 
 
 async def _job_holders(app: FastAPI, held: list[HeldDelivery]) -> list[str | None]:
-    async with context_of(app).engine.connect() as connection:
-        rows = await connection.exec_driver_sql(
-            "SELECT locked_by FROM jobs WHERE id = ANY($1) ORDER BY id", ([h.job_id for h in held],)
-        )
-        return [row[0] for row in rows]
+    rows = await context_of(app).db.fetch(
+        "SELECT locked_by FROM jobs WHERE id = ANY($1) ORDER BY id", [h.job_id for h in held]
+    )
+    return [row["locked_by"] for row in rows]
 
 
 async def test_after_a_410_the_rest_of_the_endpoints_held_deliveries_are_not_sent(
@@ -115,7 +120,7 @@ async def test_after_a_410_the_rest_of_the_endpoints_held_deliveries_are_not_sen
     await subscribe(client, publisher, receiver, ["gone-held"])
     receiver["gone-held"].replies.append(Reply(410))
     held = await _emit_held(app, publisher.id, count=3)
-    await deliver_held(context_of(app), held)
+    await deliver_held(app, held)
     assert len(receiver["gone-held"].arrivals) == 1
     assert await _job_holders(app, held[1:]) == [None, None], "handed back to the queue"
     assert await drain(app) == 2  # the queue settles them as the disabled endpoint's
@@ -129,11 +134,10 @@ async def test_a_held_delivery_whose_lease_ran_out_is_left_to_the_worker_holding
 ) -> None:
     await subscribe(client, publisher, receiver, ["taken"])
     first, second = await _emit_held(app, publisher.id, count=2)
-    async with context_of(app).engine.begin() as connection:  # its lease ran out; a worker took it
-        await connection.exec_driver_sql(
-            "UPDATE jobs SET locked_by = 'another-worker' WHERE id = $1", (second.job_id,)
-        )
-    await deliver_held(context_of(app), [first, second])
+    await context_of(app).db.execute(  # its lease ran out; a worker took it
+        "UPDATE jobs SET locked_by = 'another-worker' WHERE id = $1", second.job_id
+    )
+    await deliver_held(app, [first, second])
     assert [body["data"]["n"] for body in receiver["taken"].verified()] == [0]
     assert await _job_holders(app, [second]) == ["another-worker"]
 
@@ -144,7 +148,7 @@ async def test_held_deliveries_of_a_stopping_worker_go_back_to_the_queue(
     await subscribe(client, publisher, receiver, ["stopping"])
     receiver["stopping"].replies.append(Reply(200, delay=5.0))
     held = await _emit_held(app, publisher.id, count=2)
-    sending = asyncio.create_task(deliver_held(context_of(app), held))
+    sending = asyncio.create_task(deliver_held(app, held))
     for _ in range(500):  # within 5 s, the first one is on the wire
         if receiver["stopping"].arrivals:
             break

@@ -9,27 +9,24 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
 
 from app.clock import MovableClock
-from app.db import unit_of_work
-from app.webhooks import targets
+from app.enums import Topic
+from app.subscriptions.events import Event
+from app.webhooks import outbox, targets
 from app.webhooks.delivery import MAX_IN_FLIGHT_PER_ORIGIN
-from app.webhooks.events import emit
-from app.webhooks.models import WebhookDelivery
-from tests.conftest import PublisherRef, new_publisher
-from tests.webhooks.conftest import (
+from tests.helpers.api import PublisherRef, new_publisher, running
+from tests.helpers.receiver import Receiver, Reply
+from tests.helpers.webhooks import (
     TOPIC,
     context_of,
     deliveries,
     drain,
     emit_event,
     job_run_at,
-    running,
     subscribe,
     webhook_settings,
 )
-from tests.webhooks.receiver import Receiver, Reply
 
 SLOW = [f"slow-{n}" for n in range(MAX_IN_FLIGHT_PER_ORIGIN + 2)]
 
@@ -130,10 +127,10 @@ async def test_delivery_connects_to_the_address_it_checked(
 
 async def _emit_then_fail(app: FastAPI, publisher_id: int) -> None:
     context = context_of(app)
-    mine = select(WebhookDelivery.id).where(WebhookDelivery.publisher_id == publisher_id)
-    async with unit_of_work(context.sessions) as session:
-        await emit(session, publisher_id, TOPIC, {}, context.clock.now())
-        assert len(list(await session.scalars(mine))) == 1
+    mine = "SELECT count(*) FROM webhook_deliveries WHERE publisher_id = $1"
+    async with context.db.transaction() as tx:
+        await outbox.write(tx, publisher_id, [Event(Topic(TOPIC), {})], context.clock.now())
+        assert await tx.fetchval(mine, publisher_id) == 1
         raise RuntimeError("the sync's transaction fails")
 
 

@@ -8,21 +8,24 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
 
 from app.clock import MovableClock
-from app.webhooks.models import WebhookEndpoint
-from tests.conftest import ADMIN, PublisherRef, new_customer, new_publisher
-from tests.test_errors import assert_envelope
-from tests.webhooks.conftest import (
+from tests.helpers.api import (
+    ADMIN,
+    PublisherRef,
+    assert_envelope,
+    new_customer,
+    new_publisher,
+    running,
+)
+from tests.helpers.receiver import Receiver
+from tests.helpers.webhooks import (
     TOPIC,
     context_of,
     drain,
     emit_event,
-    running,
     webhook_settings,
 )
-from tests.webhooks.receiver import Receiver
 
 URL = f"/3.1/webhook_subscriptions/{TOPIC}"
 MY_SECRET = "my-own-shared-secret-0123456789"
@@ -99,12 +102,9 @@ async def test_secrets_are_encrypted_at_rest_and_never_logged(
     assert len(receiver["at-rest"].verified()) == 1
 
     context = context_of(app)
-    async with context.sessions() as session:
-        stored = await session.scalar(
-            select(WebhookEndpoint.secret_encrypted).where(
-                WebhookEndpoint.publisher_id == publisher.id
-            )
-        )
+    stored = await context.db.fetchval(
+        "SELECT secret_encrypted FROM webhook_endpoints WHERE publisher_id = $1", publisher.id
+    )
     assert stored is not None and MY_SECRET.encode() not in stored
     assert context.secrets.decrypt(stored) == MY_SECRET
     assert MY_SECRET not in caplog.text

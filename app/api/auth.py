@@ -1,0 +1,152 @@
+"""Who is calling: the admin token, a publisher token, or a customer JWT (SPEC §1, §7)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Header, Path
+
+from app.admin import repository as admin
+from app.api.deps import Ctx
+from app.callers import Caller, CallerKind
+from app.context import Context
+from app.errors import Forbidden, InvalidCredentials, InvalidHeaders, MissingCredentials, NotFound
+from app.security import tokens_equal
+
+JWT_ALGORITHM = "RS256"
+MAX_ID = 2**63 - 1
+JWT_LEEWAY = 5
+
+PublisherIdPath = Annotated[int, Path(alias="publisherId", ge=1, le=MAX_ID)]
+
+
+def issue_customer_jwt(
+    context: Context, publisher_id: int, customer_id: int, now: datetime
+) -> tuple[str, datetime]:
+    expires = now + timedelta(seconds=context.settings.customer_token_ttl)
+    claims = {
+        "customerId": customer_id,
+        "publisherId": publisher_id,
+        "iat": int(now.timestamp()),
+        "exp": int(expires.timestamp()),
+    }
+    key = context.signing_key
+    token = jwt.encode(claims, key.private_key, algorithm=JWT_ALGORITHM, headers={"kid": key.kid})
+    return token, expires
+
+
+def _check_expiry(claims: dict[str, Any], now: datetime) -> None:
+    """`exp` is checked against the service's clock, the one that set it."""
+    expires = claims["exp"]
+    if not isinstance(expires, int | float) or expires <= now.timestamp() - JWT_LEEWAY:
+        raise InvalidCredentials()
+
+
+def decode_customer_jwt(context: Context, token: str) -> Caller:
+    key = context.signing_key
+    try:
+        header = jwt.get_unverified_header(token)
+        if header.get("kid", key.kid) != key.kid:
+            raise InvalidCredentials()
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.public_key,
+            algorithms=[JWT_ALGORITHM],
+            options={"require": ["exp", "iat", "customerId", "publisherId"], "verify_exp": False},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidCredentials() from exc
+    _check_expiry(claims, context.clock.now())
+    customer_id, publisher_id = claims["customerId"], claims["publisherId"]
+    if not (type(customer_id) is int and type(publisher_id) is int):
+        raise InvalidCredentials()
+    return Caller(CallerKind.CUSTOMER, publisher_id=publisher_id, customer_id=customer_id)
+
+
+async def _publisher(context: Context, token: str) -> Caller:
+    publisher_id = await context.tokens.publisher_of(context.db, token)
+    if publisher_id is None:
+        raise InvalidCredentials()
+    return Caller(CallerKind.PUBLISHER, publisher_id=publisher_id)
+
+
+def _admin(context: Context, token: str) -> Caller:
+    expected = context.settings.admin_token
+    if expected is None or not tokens_equal(token, expected):
+        raise InvalidCredentials()
+    return Caller(CallerKind.ADMIN)
+
+
+def _bearer(authorization: str) -> str:
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidCredentials()
+    return token.strip()
+
+
+async def get_caller(
+    context: Ctx,
+    x_admin_token: Annotated[str | None, Header()] = None,
+    x_publisher_token: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Caller:
+    given = [h for h in (x_admin_token, x_publisher_token, authorization) if h is not None]
+    if not given:
+        raise MissingCredentials()
+    if len(given) > 1:
+        raise InvalidHeaders()
+    if x_admin_token is not None:
+        return _admin(context, x_admin_token)
+    if x_publisher_token is not None:
+        return await _publisher(context, x_publisher_token)
+    return decode_customer_jwt(context, _bearer(authorization or ""))
+
+
+AnyCaller = Annotated[Caller, Depends(get_caller)]
+
+
+async def require_admin(caller: AnyCaller) -> Caller:
+    if not caller.is_admin:
+        raise Forbidden()
+    return caller
+
+
+async def require_publisher_access(
+    caller: AnyCaller, publisher_id: PublisherIdPath, context: Ctx
+) -> Caller:
+    """The admin (for a publisher that exists), or the publisher named in the path with its own
+    token."""
+    if caller.is_admin:
+        if not await admin.publisher_exists(context.db, publisher_id):
+            raise NotFound()
+        return caller
+    if caller.kind == CallerKind.PUBLISHER and caller.publisher_id == publisher_id:
+        return caller
+    raise Forbidden()
+
+
+async def require_publisher(caller: AnyCaller) -> Caller:
+    if caller.kind != CallerKind.PUBLISHER:
+        raise Forbidden()
+    return caller
+
+
+async def require_customer(caller: AnyCaller) -> Caller:
+    if caller.kind != CallerKind.CUSTOMER:
+        raise Forbidden()
+    return caller
+
+
+async def require_publisher_or_customer(caller: AnyCaller) -> Caller:
+    if caller.kind not in (CallerKind.PUBLISHER, CallerKind.CUSTOMER):
+        raise Forbidden()
+    return caller
+
+
+Admin = Annotated[Caller, Depends(require_admin)]
+PublisherAccess = Annotated[Caller, Depends(require_publisher_access)]
+PublisherCaller = Annotated[Caller, Depends(require_publisher)]
+CustomerCaller = Annotated[Caller, Depends(require_customer)]
+PublisherOrCustomer = Annotated[Caller, Depends(require_publisher_or_customer)]

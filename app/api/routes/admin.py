@@ -1,0 +1,174 @@
+"""Provisioning API (SPEC §7): thin handlers over app.admin.service."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Path, Response, status
+
+from app import errors as e
+from app.admin import service
+from app.admin.schemas import (
+    OFFER_ID_PATTERN,
+    CustomerAnswer,
+    CustomerCreate,
+    Environment,
+    OfferAnswer,
+    OfferList,
+    OfferPut,
+    PublisherCreate,
+    PublisherCreated,
+    StoreKit2Answer,
+    StoreKit2Config,
+    TokenAnswer,
+)
+from app.api.auth import MAX_ID, Admin, PublisherAccess, PublisherIdPath, issue_customer_jwt
+from app.api.deps import Ctx, Tx
+from app.api.openapi import error_responses
+from app.db import Row
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+WITH_BODY = error_responses(e.InvalidBody, e.InvalidPathParameters, e.NotFound)
+WITHOUT_BODY = error_responses(e.InvalidPathParameters, e.NotFound)
+
+OfferIdPath = Annotated[str, Path(alias="offerId", pattern=OFFER_ID_PATTERN)]
+CustomerIdPath = Annotated[int, Path(alias="customerId", ge=1, le=MAX_ID)]
+
+
+def _storekit2_answer(row: Row) -> StoreKit2Answer:
+    return StoreKit2Answer(
+        publisher_id=row["publisher_id"],
+        bundle_id=row["bundle_id"],
+        app_apple_id=row["app_apple_id"],
+        issuer_id=row["issuer_id"],
+        key_id=row["key_id"],
+        environment=cast(Environment, row["environment"]),
+        active=row["active"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _customer_answer(row: Row) -> CustomerAnswer:
+    return CustomerAnswer(
+        customer_id=row["id"],
+        email=row["email"],
+        external_id=row["external_id"],
+        created_at=row["created_at"],
+    )
+
+
+@router.post(
+    "/publishers",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="createPublisher",
+    responses=error_responses(e.InvalidBody),
+)
+async def create_publisher(body: PublisherCreate, _: Admin, context: Ctx) -> PublisherCreated:
+    publisher, token = await service.create_publisher(context.db, body.name)
+    return PublisherCreated(
+        publisher_id=publisher["id"], name=publisher["name"], publisher_token=token
+    )
+
+
+@router.put(
+    "/publishers/{publisherId}/storekit2",
+    operation_id="putStoreKit2Integration",
+    responses=WITH_BODY,
+)
+async def put_storekit2(
+    publisher_id: PublisherIdPath,
+    body: StoreKit2Config,
+    _: PublisherAccess,
+    context: Ctx,
+) -> StoreKit2Answer:
+    row = await service.put_storekit2(context.db, context.secrets, publisher_id, body)
+    return _storekit2_answer(row)
+
+
+@router.get(
+    "/publishers/{publisherId}/storekit2",
+    operation_id="getStoreKit2Integration",
+    responses=WITHOUT_BODY,
+)
+async def get_storekit2(
+    publisher_id: PublisherIdPath, _: PublisherAccess, context: Ctx
+) -> StoreKit2Answer:
+    return _storekit2_answer(await service.get_storekit2(context.db, publisher_id))
+
+
+@router.delete(
+    "/publishers/{publisherId}/storekit2",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="deactivateStoreKit2Integration",
+    responses=WITHOUT_BODY,
+)
+async def delete_storekit2(
+    publisher_id: PublisherIdPath, _: PublisherAccess, context: Ctx
+) -> Response:
+    await service.deactivate_storekit2(context.db, publisher_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/publishers/{publisherId}/offers/{offerId}", operation_id="putOffer", responses=WITH_BODY
+)
+async def put_offer(
+    publisher_id: PublisherIdPath,
+    offer_id: OfferIdPath,
+    body: OfferPut,
+    _: PublisherAccess,
+    tx: Tx,
+) -> OfferAnswer:
+    products = await service.put_offer(tx, publisher_id, offer_id, body)
+    return OfferAnswer(offer_id=offer_id, title=body.title, product_ids=products)
+
+
+@router.get("/publishers/{publisherId}/offers", operation_id="listOffers", responses=WITHOUT_BODY)
+async def list_offers(publisher_id: PublisherIdPath, _: PublisherAccess, context: Ctx) -> OfferList:
+    rows = await service.list_offers(context.db, publisher_id)
+    items = [
+        OfferAnswer(offer_id=r["offer_id"], title=r["title"], product_ids=list(r["product_ids"]))
+        for r in rows
+    ]
+    return OfferList(items=items)
+
+
+@router.post(
+    "/publishers/{publisherId}/customers",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="createCustomer",
+    responses=WITH_BODY,
+)
+async def create_customer(
+    publisher_id: PublisherIdPath, body: CustomerCreate, _: PublisherAccess, tx: Tx
+) -> CustomerAnswer:
+    return _customer_answer(await service.create_customer(tx, publisher_id, body))
+
+
+@router.get(
+    "/publishers/{publisherId}/customers/{customerId}",
+    operation_id="getCustomer",
+    responses=WITHOUT_BODY,
+)
+async def get_customer(
+    publisher_id: PublisherIdPath, customer_id: CustomerIdPath, _: PublisherAccess, context: Ctx
+) -> CustomerAnswer:
+    return _customer_answer(await service.get_customer(context.db, publisher_id, customer_id))
+
+
+@router.post(
+    "/publishers/{publisherId}/customers/{customerId}/tokens",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="createCustomerToken",
+    responses=WITHOUT_BODY,
+)
+async def create_customer_token(
+    publisher_id: PublisherIdPath,
+    customer_id: CustomerIdPath,
+    _: PublisherAccess,
+    context: Ctx,
+) -> TokenAnswer:
+    await service.get_customer(context.db, publisher_id, customer_id)
+    token, expires = issue_customer_jwt(context, publisher_id, customer_id, context.clock.now())
+    return TokenAnswer(jwt=token, expires_at=expires)

@@ -1,0 +1,43 @@
+"""Operations (SPEC §8): health, readiness, Prometheus metrics, the customer-JWT keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app import errors
+from app.api.deps import Ctx
+from app.api.openapi import PUBLIC, error_responses
+from app.api.routes import gauges
+from app.db import is_database_outage
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", operation_id="health")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", operation_id="ready", responses=error_responses(common=PUBLIC))
+async def readyz(context: Ctx) -> JSONResponse:
+    try:
+        await context.db.ping()
+    except Exception as exc:
+        if not is_database_outage(exc):
+            raise
+        error = errors.ServiceUnavailable()
+        return JSONResponse(error.body(), status_code=error.status)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", operation_id="metrics", response_class=Response)
+async def metrics(context: Ctx) -> Response:
+    await gauges.refresh(context.db, context.clock.now())
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/.well-known/jwks.json", tags=["auth"], operation_id="jwks")
+async def jwks(context: Ctx) -> dict[str, list[dict[str, str]]]:
+    return {"keys": [context.signing_key.jwk]}

@@ -1,0 +1,1 @@
+"""Developer tooling above the service and the simulator: `storekit-sync dev` and `demo`."""

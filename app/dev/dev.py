@@ -1,0 +1,360 @@
+"""`storekit-sync dev`: everything on one machine, wired together, for a newcomer's first minutes.
+
+The embedded PostgreSQL, the App Store simulator, a local webhook receiver that prints what it
+gets (signature checked), the API and its worker; a demo publisher wired to the simulator with two
+offers, three customers and every topic subscribed. Running it again reuses `DATA_DIR`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from rich.console import Console
+from rich.panel import Panel
+from standardwebhooks import Webhook
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.config import Settings, load_settings
+from app.enums import Topic
+from app.simulator.certs import load_or_create_chain
+from app.simulator.server import BackgroundServer, SimulatorServer
+from app.simulator.state import SimulatorState
+
+console = Console()
+MONTHLY_OFFER, LIFETIME_OFFER = "S100000001_US", "P100000002_US"
+OFFERS = {MONTHLY_OFFER: ("Pro monthly", "pro.monthly"), LIFETIME_OFFER: ("Lifetime", "lifetime")}
+
+
+@dataclass
+class DevState:
+    """What dev keeps in DATA_DIR/dev.json between runs."""
+
+    publisher_id: int
+    publisher_token: str
+    customers: list[int]
+    bundle_id: str
+    key_id: str
+    issuer_id: str
+    app_apple_id: int
+    private_key: str
+    webhook_secret: str
+
+    @staticmethod
+    def path(data_dir: Path) -> Path:
+        return data_dir / "dev.json"
+
+    @classmethod
+    def load(cls, data_dir: Path) -> DevState | None:
+        path = cls.path(data_dir)
+        return cls(**json.loads(path.read_text())) if path.exists() else None
+
+    def save(self, data_dir: Path) -> None:
+        path = self.path(data_dir)
+        path.write_text(json.dumps(self.__dict__, indent=2))
+        path.chmod(0o600)
+
+
+def _whsec(secret: str) -> str:
+    return "whsec_" + base64.b64encode(secret.encode()).decode()
+
+
+def receiver_app(secret_holder: dict[str, str], out: list[dict[str, Any]]) -> Starlette:
+    """Prints each delivery it gets, after checking its Standard Webhooks signature."""
+
+    async def receive(request: Request) -> Response:
+        body = await request.body()
+        try:
+            Webhook(_whsec(secret_holder["secret"])).verify(body, dict(request.headers))
+        except Exception:
+            console.print("[red]webhook with a bad signature refused[/red]")
+            return Response(status_code=400)
+        event = json.loads(body)
+        out.append(event)
+        data = event.get("data", {})
+        shown = {k: data[k] for k in ("result", "reason", "subscriptionId", "offerId") if k in data}
+        console.print(f"[green]webhook[/green] {event.get('topic')} {shown} (signature ok)")
+        return Response(status_code=204)
+
+    return Starlette(routes=[Route("/hooks", receive, methods=["POST"])])
+
+
+def _admin_token(configured: str | None, data_dir: Path) -> str:
+    if configured:
+        return configured
+    path = data_dir / "admin-token"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass
+class DevWorld:
+    settings: Settings
+    simulator: SimulatorServer
+    receiver: BackgroundServer
+    secret_holder: dict[str, str]
+    deliveries: list[dict[str, Any]]
+
+    def stop(self) -> None:
+        self.receiver.stop()
+        self.simulator.stop()
+
+
+def start_world(sim_port: int = 9000, receiver_port: int = 0) -> DevWorld:
+    """The simulator, the receiver, and settings for a service wired to both."""
+    base = load_settings()
+    base.data_dir.mkdir(parents=True, exist_ok=True)
+    cert_dir = base.data_dir / "simulator"
+    # The simulator forgets its purchases when it stops, the database does not: start each run's
+    # transaction ids past the last run's, so that a new purchase never reuses an old id.
+    first_id = 2_000_000_000_000_000 + int(time.time() * 1000) * 100
+    state = SimulatorState(load_or_create_chain(cert_dir), first_transaction_id=first_id)
+    simulator = SimulatorServer(state, port=sim_port)
+    holder: dict[str, str] = {"secret": ""}
+    deliveries: list[dict[str, Any]] = []
+    receiver = BackgroundServer(receiver_app(holder, deliveries), port=receiver_port)
+    simulator.start()
+    receiver.start()
+    settings = base.model_copy(
+        update={
+            "admin_token": _admin_token(base.admin_token, base.data_dir),
+            "apple_root_certificates": (cert_dir / "root.der",),
+            "apple_api_base_url": simulator.base_url,
+            "apple_online_checks": False,
+            "webhook_allow_private_networks": True,
+        }
+    )
+    return DevWorld(settings, simulator, receiver, holder, deliveries)
+
+
+def _p256_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def _public_pem(private_pem: str) -> str:
+    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+async def _ok(answer: httpx.Response) -> Any:
+    if answer.status_code >= 400:
+        raise RuntimeError(
+            f"{answer.request.method} {answer.request.url}: {answer.status_code} {answer.text}"
+        )
+    return answer.json() if answer.content else None
+
+
+async def _new_state(api: httpx.AsyncClient, admin: dict[str, str]) -> DevState:
+    publisher = await _ok(
+        await api.post("/admin/publishers", json={"name": "Demo TV"}, headers=admin)
+    )
+    pid = publisher["publisherId"]
+    customers = []
+    for n in range(1, 4):
+        body = {"email": f"viewer{n}@demo.example", "externalId": f"demo-{n}"}
+        made = await _ok(
+            await api.post(f"/admin/publishers/{pid}/customers", json=body, headers=admin)
+        )
+        customers.append(int(made["customerId"]))
+    key_id = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(10))
+    return DevState(
+        publisher_id=pid,
+        publisher_token=publisher["publisherToken"],
+        customers=customers,
+        bundle_id="com.demo.tv",
+        key_id=key_id,
+        issuer_id=str(uuid.uuid4()),
+        app_apple_id=1_234_567_890,
+        private_key=_p256_pem(),
+        webhook_secret=secrets.token_urlsafe(24),
+    )
+
+
+async def _still_there(api: httpx.AsyncClient, state: DevState) -> bool:
+    answer = await api.get(
+        f"/admin/publishers/{state.publisher_id}/offers",
+        headers={"X-Publisher-Token": state.publisher_token},
+    )
+    return answer.status_code == 200
+
+
+async def _wire(api: httpx.AsyncClient, sim: httpx.AsyncClient, state: DevState) -> None:
+    """Idempotent: the simulator's app (notifying the API), the integration, the offers."""
+    pid, headers = state.publisher_id, {"X-Publisher-Token": state.publisher_token}
+    api_url = str(api.base_url).rstrip("/")
+    app = {
+        "bundleId": state.bundle_id,
+        "appAppleId": state.app_apple_id,
+        "issuerId": state.issuer_id,
+        "keyId": state.key_id,
+        "publicKey": _public_pem(state.private_key),
+        "notificationUrl": f"{api_url}/apple/notifications/{pid}",
+    }
+    await _ok(await sim.post("/sim/apps", json=app))
+    integration = {k: app[k] for k in ("bundleId", "appAppleId", "issuerId", "keyId")}
+    integration |= {"privateKey": state.private_key, "environment": "Sandbox"}
+    url = f"/admin/publishers/{pid}/storekit2"
+    await _ok(await api.put(url, json=integration, headers=headers))
+    for offer_id, (title, product) in OFFERS.items():
+        body = {"title": title, "productIds": [f"{state.bundle_id}.{product}"]}
+        url = f"/admin/publishers/{pid}/offers/{offer_id}"
+        await _ok(await api.put(url, json=body, headers=headers))
+
+
+async def subscribe_all(api: httpx.AsyncClient, state: DevState, receiver_url: str) -> None:
+    """Every topic to one endpoint, signed with the secret dev keeps."""
+    headers = {"X-Publisher-Token": state.publisher_token}
+    options = {"hashAlg": "SHA256", "sharedSecret": state.webhook_secret}
+    endpoint = {"url": receiver_url, "verification": {"name": "HMAC", "options": options}}
+    for topic in Topic:
+        url = f"/3.1/webhook_subscriptions/{topic}"
+        await _ok(await api.put(url, json=[endpoint], headers=headers))
+
+
+async def seed_publisher(
+    api: httpx.AsyncClient, sim_url: str, admin_token: str, data_dir: Path
+) -> DevState:
+    """The demo publisher: made on the first run, reused and re-wired on the next ones."""
+    state = DevState.load(data_dir)
+    if state is None or not await _still_there(api, state):
+        state = await _new_state(api, {"X-Admin-Token": admin_token})
+        state.save(data_dir)
+    async with httpx.AsyncClient(base_url=sim_url, timeout=10) as sim:
+        await _wire(api, sim, state)
+    return state
+
+
+async def seed(api: httpx.AsyncClient, world: DevWorld) -> DevState:
+    settings = world.settings
+    sim_url = world.simulator.base_url
+    state = await seed_publisher(api, sim_url, str(settings.admin_token), settings.data_dir)
+    world.secret_holder["secret"] = state.webhook_secret
+    await subscribe_all(api, state, f"{world.receiver.base_url}/hooks")
+    return state
+
+
+async def buy(world: DevWorld, state: DevState, product: str = "pro.monthly") -> dict[str, Any]:
+    body = {
+        "bundleId": state.bundle_id,
+        "productId": f"{state.bundle_id}.{product}",
+        "type": "auto-renewable",
+    }
+    async with httpx.AsyncClient(base_url=world.simulator.base_url, timeout=10) as sim:
+        return dict(await _ok(await sim.post("/sim/purchases", json=body)))
+
+
+async def _customer_jwt(api: httpx.AsyncClient, state: DevState, admin: dict[str, str]) -> str:
+    url = f"/admin/publishers/{state.publisher_id}/customers/{state.customers[0]}/tokens"
+    answer = await _ok(await api.post(url, headers=admin))
+    return str(answer["jwt"])
+
+
+def _welcome(
+    api_url: str, world: DevWorld, state: DevState, jwt: str, purchase: dict[str, Any]
+) -> None:
+    body = json.dumps(
+        {"cleengCustomerId": state.customers[0], "transactionId": purchase["transactionId"]}
+    )
+    curl = (
+        f"curl -s -X POST {api_url}/storekit2/purchases \\\n"
+        f"  -H 'X-Publisher-Token: {state.publisher_token}' \\\n"
+        f"  -H 'Content-Type: application/json' \\\n  -d '{body}'"
+    )
+    info = [
+        f"API            {api_url}   (docs: {api_url}/docs)",
+        f"simulator      {world.simulator.base_url}   (docs: {world.simulator.base_url}/docs)",
+        f"webhooks to    {world.receiver.base_url}/hooks (printed below as they arrive)",
+        f"publisher      {state.publisher_id}",
+        f"customers      {', '.join(map(str, state.customers))}",
+    ]
+    console.print(Panel("\n".join(info), title="storekit-sync dev", expand=False))
+    poll = f"curl -s {api_url}/purchases/synchronizations/<synchronizationId> -H 'X-Publisher-Token: {state.publisher_token}'"
+    # Plain prints: tokens and commands must stay whole for copy and paste.
+    print(f"\npublisher token: {state.publisher_token}")
+    print(f"admin token:     {world.settings.admin_token}")
+    print(f"\ncustomer JWT ({state.customers[0]}):\n{jwt}\n")
+    print("Register the purchase the simulator just made:\n")
+    print(curl + "\n")
+    print("Then poll the synchronizationId it answers:\n")
+    print(poll + "\n", flush=True)
+    console.print("Ctrl-C stops everything; the data stays in", str(world.settings.data_dir))
+
+
+async def _serve(world: DevWorld, host: str, port: int) -> None:
+    from app.main import create_app
+
+    config = uvicorn.Config(create_app(world.settings), host=host, port=port, log_config=None)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            await serving
+            return
+        await asyncio.sleep(0.05)
+    api_url = f"http://{host}:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=api_url, timeout=10) as api:
+            state = await seed(api, world)
+            purchase = await buy(world, state)
+            jwt = await _customer_jwt(
+                api, state, {"X-Admin-Token": str(world.settings.admin_token)}
+            )
+    except Exception:
+        server.should_exit = True
+        await serving
+        raise
+    _welcome(api_url, world, state, jwt, purchase)
+    await serving
+
+
+def run_dev(host: str = "127.0.0.1", port: int = 8000, sim_port: int = 9000) -> None:
+    world = start_world(sim_port=sim_port)
+    try:
+        asyncio.run(_serve(world, host, port))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        world.stop()
+
+
+def main() -> None:
+    """`python -m app.dev.dev API_URL SIMULATOR_URL`: seed the demo publisher into a running
+    service (docker-compose's seed step). ADMIN_TOKEN and DATA_DIR come from the environment."""
+    import sys
+
+    settings = load_settings()
+    api_url, sim_url = sys.argv[1], sys.argv[2]
+
+    async def run() -> DevState:
+        async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
+            return await seed_publisher(api, sim_url, str(settings.admin_token), settings.data_dir)
+
+    state = asyncio.run(run())
+    print(f"demo publisher {state.publisher_id}, token {state.publisher_token}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The names the service stores and sends: statuses, results, reasons, topics, kinds.
+
+Each is a `StrEnum`, so a member is the very string the contract and the database use: code compares
+with members, and statements take them as parameters (or, where a partial index must match the
+predicate, have them written into the statement text from here, never typed again by hand).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SyncKind(StrEnum):
+    REGISTER = "register"
+    TRANSFER = "transfer"
+
+
+class SyncStatus(StrEnum):
+    """SPEC §3: queued or running, waiting to run again after a transient failure, done."""
+
+    PROCESSING = "processing"
+    RETRYING = "retrying"
+    FINALIZED = "finalized"
+
+
+class SyncResult(StrEnum):
+    """SPEC §3's results of a synchronization."""
+
+    SUBSCRIPTION_CREATED = "SUBSCRIPTION_CREATED"
+    PURCHASE_OWNERSHIP_UNCHANGED = "PURCHASE_OWNERSHIP_UNCHANGED"
+    PURCHASE_OWNERSHIP_TRANSFERRED = "PURCHASE_OWNERSHIP_TRANSFERRED"
+    RECEIVED_EXPIRED_PURCHASE = "RECEIVED_EXPIRED_PURCHASE"
+    PURCHASE_REVOKED = "PURCHASE_REVOKED"
+    TRANSACTION_ID_NOT_FOUND = "TRANSACTION_ID_NOT_FOUND"
+    OFFER_NOT_FOUND = "OFFER_NOT_FOUND"
+    INVALID_TRANSACTION = "INVALID_TRANSACTION"
+    UNSUPPORTED_PRODUCT_TYPE = "UNSUPPORTED_PRODUCT_TYPE"
+    APPLE_UNAVAILABLE = "APPLE_UNAVAILABLE"
+    PURCHASE_OWNED_BY_ANOTHER_CUSTOMER = "PURCHASE_OWNED_BY_ANOTHER_CUSTOMER"
+
+
+class SubscriptionStatus(StrEnum):
+    """As stored. `active` still needs the access rule (`app.subscriptions.access`): a stored
+    `active` subscription whose expiry passed is expired to every reader."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    TERMINATED = "terminated"
+
+
+class EndReason(StrEnum):
+    """Why a subscription was terminated (`subscriptionTerminated`'s `reason`)."""
+
+    TRANSFERRED = "TRANSFERRED"
+    REFUNDED = "REFUNDED"
+    REVOKED = "REVOKED"
+
+
+class NotificationStatus(StrEnum):
+    """A stored App Store notification: waiting to be applied (or for its purchase's sync),
+    applied, ignored (older than what is held, or its subscription ended), or stored only
+    (a type that changes no subscription)."""
+
+    PENDING = "pending"
+    APPLIED = "applied"
+    IGNORED = "ignored"
+    STORED = "stored"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class JobKind(StrEnum):
+    SYNC = "sync"
+    WEBHOOK_DELIVERY = "webhook_delivery"
+    APPLE_NOTIFICATION = "apple_notification"
+
+
+class Topic(StrEnum):
+    """SPEC §5's webhook topics."""
+
+    SYNC_RESULT = "inappPurchaseSyncResult"
+    VALIDATION_SUCCEEDED = "inappPurchaseValidationSucceeded"
+    VALIDATION_FAILED = "inappPurchaseValidationFailed"
+    SUBSCRIPTION_CREATED = "subscriptionCreated"
+    SUBSCRIPTION_TERMINATED = "subscriptionTerminated"
+    SUBSCRIPTION_RENEWED = "subscriptionRenewed"
+    SUBSCRIPTION_EXPIRED = "subscriptionExpired"
+    SUBSCRIPTION_AUTO_RENEW_CHANGED = "subscriptionAutoRenewChanged"
+
+
+class ProductType(StrEnum):
+    """Apple's `type` of an in-app purchase, as it signs it."""
+
+    AUTO_RENEWABLE = "Auto-Renewable Subscription"
+    NON_RENEWING = "Non-Renewing Subscription"
+    NON_CONSUMABLE = "Non-Consumable"
+    CONSUMABLE = "Consumable"
+
+
+def sql_in(*members: StrEnum) -> str:
+    """`('a', 'b')` for a CHECK constraint or an index predicate: enum values, never input."""
+    return "(" + ", ".join(f"'{member.value}'" for member in members) + ")"

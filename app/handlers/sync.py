@@ -1,0 +1,126 @@
+"""The `sync` job: ask Apple with no transaction open, then finalize in one transaction.
+
+The finalizing transaction locks the purchase (when Apple named it) and the sync row, writes the
+subscription changes, the sync, the notifications that waited for this purchase, and all their
+webhook events; the events' deliveries are held for this process, which sends them right after the
+commit (`WebhookSender.deliver_held`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from app.apple.gateway import Integration
+from app.apple.transactions import AppleFinal, ApplePurchase, AppleTransient, fetch_purchase
+from app.context import Context
+from app.db import Executor, Row
+from app.enums import SyncStatus
+from app.jobs import queue
+from app.jobs.queue import ClaimedJob
+from app.logs import sync_id_var
+from app.metrics import SYNC_RESULTS
+from app.notifications import service as notifications
+from app.purchases import repository, service
+from app.purchases.repository import Sync
+from app.subscriptions.events import Event
+from app.webhooks import outbox
+from app.webhooks.outbox import HeldDelivery
+
+log = logging.getLogger(__name__)
+
+Fetched = ApplePurchase | AppleFinal | AppleTransient
+
+
+@dataclass(frozen=True)
+class SyncRef:
+    publisher_id: int
+    sync_id: str
+    job_id: int
+
+    @classmethod
+    def of(cls, job: ClaimedJob) -> SyncRef:
+        payload = job.payload
+        return cls(int(payload["publisherId"]), str(payload["synchronizationId"]), job.id)
+
+
+async def run_sync_job(context: Context, job: ClaimedJob) -> None:
+    ref = SyncRef.of(job)
+    token = sync_id_var.set(ref.sync_id)
+    try:
+        await run_sync(context, ref)
+    finally:
+        sync_id_var.reset(token)
+
+
+async def run_sync(context: Context, ref: SyncRef) -> None:
+    loaded = await repository.load(context.db, ref.publisher_id, ref.sync_id)
+    if loaded is None or loaded["status"] == SyncStatus.FINALIZED:
+        await queue.complete(context.db, ref.job_id)
+        return
+    fetched = await _ask_apple(context, loaded)
+    held = await _finalize(context, ref, fetched)
+    await context.webhooks.deliver_held(held)
+
+
+async def _ask_apple(context: Context, loaded: Row) -> Fetched:
+    """Apple's verified word on the sync's transaction (a row of `repository.LOAD`), or why
+    there is none."""
+    if not loaded["active"]:  # NULL when there is no integration at all
+        return AppleTransient("the StoreKit 2 integration is not active")
+    integration = Integration.from_record(loaded, context.secrets)
+    try:
+        return await fetch_purchase(context.apple, integration, str(loaded["transaction_id"]))
+    except (AppleTransient, AppleFinal) as exc:
+        return exc
+    except Exception as exc:  # anything else counts against the schedule too: never stuck
+        log.exception("unexpected error while asking Apple")
+        return AppleTransient(f"unexpected error: {type(exc).__name__}")
+
+
+async def _settle(
+    context: Context, tx: Executor, sync: Sync, fetched: Fetched, job_id: int
+) -> list[Event]:
+    """The sync's writes for what Apple said, and its job completed or rescheduled."""
+    now = context.clock.now()
+    if isinstance(fetched, ApplePurchase):
+        finalized = await service.settle(tx, sync, fetched, now)
+        events = finalized.events
+        if finalized.waiting:  # notifications that arrived before this purchase was synchronized
+            original = fetched.original_transaction_id
+            events += await notifications.apply_pending(tx, sync.publisher_id, original, now)
+    elif isinstance(fetched, AppleFinal):
+        events = await service.settle_without_purchase(tx, sync, fetched.result, str(fetched), now)
+    else:
+        schedule = context.settings.sync_retry_schedule
+        reason, wait = str(fetched), fetched.retry_after
+        events, run_at = await service.transient(tx, sync, reason, wait, schedule, now)
+        if run_at is not None:
+            await queue.reschedule(tx, job_id, run_at, reason)
+            return events
+    await queue.complete(tx, job_id)
+    return events
+
+
+async def _finalize(context: Context, ref: SyncRef, fetched: Fetched) -> list[HeldDelivery]:
+    """One transaction: the purchase and the sync locked, every write, the events held."""
+    original = fetched.original_transaction_id if isinstance(fetched, ApplePurchase) else None
+    async with context.db.transaction() as tx:
+        sync = await service.begin(tx, ref.publisher_id, ref.sync_id, original)
+        if sync is None:
+            await queue.complete(tx, ref.job_id)
+            return []
+        events = await _settle(context, tx, sync, fetched, ref.job_id)
+        now = context.clock.now()
+        held = await outbox.write(tx, ref.publisher_id, events, now, context.webhooks.hold(now))
+    _report(sync)
+    return held
+
+
+def _report(sync: Sync) -> None:
+    if sync.status == SyncStatus.FINALIZED:
+        SYNC_RESULTS.labels(str(sync.result)).inc()
+        log.info("sync finalized", extra={"fields": {"result": sync.result}})
+    else:
+        fields = {"attempts": sync.attempts, "reason": sync.last_error}
+        log.info("sync will retry", extra={"fields": fields})

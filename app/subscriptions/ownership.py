@@ -1,0 +1,166 @@
+"""What a sync's verified purchase does to the purchase's subscription (SPEC §3's results).
+
+Runs in the sync's finalizing transaction, with the purchase locked (`repository.lock_purchase`):
+create, refresh, transfer, revoke or expire the subscription, and say which subscription events
+that makes, in SPEC §5's order (the old subscription's end, then the new one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from app.apple.transactions import ApplePurchase
+from app.db import Executor
+from app.enums import EndReason, ProductType, SubscriptionStatus, SyncResult, Topic
+from app.subscriptions import repository
+from app.subscriptions.access import grants_access, is_revoked
+from app.subscriptions.events import Event, subscription_event
+from app.subscriptions.model import Subscription
+
+
+def decide(purchase: ApplePurchase, offer_id: str | None, now: datetime) -> SyncResult | None:
+    """Why the purchase grants no access, or None when it does."""
+    if purchase.product_type == ProductType.CONSUMABLE:
+        return SyncResult.UNSUPPORTED_PRODUCT_TYPE
+    if is_revoked(purchase):
+        return SyncResult.PURCHASE_REVOKED
+    if offer_id is None:
+        return SyncResult.OFFER_NOT_FOUND
+    return None if grants_access(purchase, now) else SyncResult.RECEIVED_EXPIRED_PURCHASE
+
+
+def refresh(subscription: Subscription, purchase: ApplePurchase, now: datetime) -> None:
+    """Copy Apple's facts, unless what is stored was signed later than these."""
+    stored = subscription.apple_signed_at
+    if stored is not None and purchase.signed_at is not None and purchase.signed_at < stored:
+        return
+    active = grants_access(purchase, now)
+    subscription.status = SubscriptionStatus.ACTIVE if active else SubscriptionStatus.EXPIRED
+    subscription.product_id = purchase.product_id
+    subscription.latest_transaction_id = purchase.latest
+    subscription.expires_at = purchase.expires_at
+    subscription.grace_expires_at = purchase.grace_expires_at
+    subscription.revoked_at = purchase.revoked_at
+    subscription.apple_status = purchase.apple_status
+    subscription.auto_renew = purchase.auto_renew
+    subscription.in_trial = purchase.in_trial
+    subscription.apple_signed_at = purchase.signed_at
+    subscription.updated_at = now
+
+
+def new_subscription(
+    publisher_id: int, customer_id: int, offer_id: str, purchase: ApplePurchase, now: datetime
+) -> Subscription:
+    """A subscription of `customer_id` to `offer_id` from the purchase, not yet written."""
+    subscription = Subscription(
+        id=None,
+        publisher_id=publisher_id,
+        customer_id=customer_id,
+        offer_id=offer_id,
+        status=SubscriptionStatus.ACTIVE,
+        product_type=purchase.product_type,
+        product_id=purchase.product_id,
+        original_transaction_id=purchase.original_transaction_id,
+        latest_transaction_id=purchase.latest,
+        environment=purchase.environment,
+        expires_at=None,
+        grace_expires_at=None,
+        revoked_at=None,
+        apple_status=None,
+        auto_renew=False,
+        in_trial=False,
+        terminated_reason=None,
+        apple_signed_at=None,
+        created_at=now,
+        updated_at=now,
+    )
+    refresh(subscription, purchase, now)
+    return subscription
+
+
+async def terminate(
+    db: Executor, subscription: Subscription, reason: EndReason, now: datetime
+) -> Event:
+    """End the subscription for `reason`; its `subscriptionTerminated` event."""
+    subscription.status, subscription.terminated_reason = SubscriptionStatus.TERMINATED, reason
+    subscription.updated_at = now
+    await repository.save(db, subscription)
+    return subscription_event(Topic.SUBSCRIPTION_TERMINATED, subscription, now, reason=reason)
+
+
+@dataclass
+class Settled:
+    """What the sync came to: its result, the subscription it granted (and the one a transfer
+    ended), and the subscription events, in order."""
+
+    result: SyncResult
+    subscription: Subscription | None = None
+    previous: Subscription | None = None
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def granted(self) -> bool:
+        return self.subscription is not None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A sync's claim on a purchase: whose it should be, Apple's verified word on it, and the
+    offer its product maps to (None: none)."""
+
+    publisher_id: int
+    customer_id: int
+    purchase: ApplePurchase
+    offer_id: str | None
+
+
+async def _grant(
+    db: Executor, claim: Claim, offer_id: str, current: Subscription | None, now: datetime
+) -> Settled:
+    if current is not None and current.customer_id == claim.customer_id:
+        current.offer_id = offer_id
+        refresh(current, claim.purchase, now)
+        await repository.save(db, current)
+        return Settled(SyncResult.PURCHASE_OWNERSHIP_UNCHANGED, current)
+    settled = Settled(SyncResult.SUBSCRIPTION_CREATED)
+    if current is not None:  # ended before the new one exists; its event goes first
+        settled.result, settled.previous = SyncResult.PURCHASE_OWNERSHIP_TRANSFERRED, current
+        settled.events.append(await terminate(db, current, EndReason.TRANSFERRED, now))
+    created = new_subscription(claim.publisher_id, claim.customer_id, offer_id, claim.purchase, now)
+    await repository.insert(db, created)
+    settled.subscription = created
+    settled.events.append(subscription_event(Topic.SUBSCRIPTION_CREATED, created, now))
+    return settled
+
+
+async def _deny(
+    db: Executor, claim: Claim, result: SyncResult, current: Subscription | None, now: datetime
+) -> Settled:
+    """No access: bring the purchase's subscription in line with Apple."""
+    settled = Settled(result)
+    if current is None:
+        return settled
+    if result == SyncResult.PURCHASE_REVOKED:
+        refresh(current, claim.purchase, now)
+        settled.events.append(await terminate(db, current, EndReason.REFUNDED, now))
+    elif (
+        result == SyncResult.RECEIVED_EXPIRED_PURCHASE and current.customer_id == claim.customer_id
+    ):
+        was_active = current.status == SubscriptionStatus.ACTIVE
+        refresh(current, claim.purchase, now)
+        await repository.save(db, current)
+        if was_active and current.status == SubscriptionStatus.EXPIRED:
+            settled.events.append(subscription_event(Topic.SUBSCRIPTION_EXPIRED, current, now))
+    return settled
+
+
+async def settle(db: Executor, claim: Claim, now: datetime) -> Settled:
+    """Apply the claim to the purchase's current subscription (locked here; the purchase's lock
+    is the caller's)."""
+    purchase = claim.purchase
+    current = await repository.current(db, claim.publisher_id, purchase.original_transaction_id)
+    denied = decide(purchase, claim.offer_id, now)
+    if denied is None and claim.offer_id is not None:
+        return await _grant(db, claim, claim.offer_id, current, now)
+    return await _deny(db, claim, denied or SyncResult.OFFER_NOT_FOUND, current, now)

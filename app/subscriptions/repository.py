@@ -1,0 +1,149 @@
+"""The `subscriptions` table: its one writer, its readers, and the purchase's lock.
+
+Every change to a purchase (a sync's finalize, a notification, the reconciliation) first takes
+`lock_purchase`, then reads the purchase's current subscription `FOR UPDATE`: they never interleave.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.db import Executor, Row
+from app.enums import EndReason, SubscriptionStatus
+from app.subscriptions.access import access_end, active_sql, status_sql
+from app.subscriptions.model import COLUMNS, WRITTEN, Subscription
+
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM subscriptions"  # noqa: S608 (the model's columns)
+_TERMINATED = f"'{SubscriptionStatus.TERMINATED}'"
+
+LOCK_PURCHASE = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+
+CURRENT = f"""{_SELECT}
+WHERE publisher_id = $1 AND original_transaction_id = $2 AND status <> {_TERMINATED}
+FOR UPDATE
+"""
+
+LAST_TERMINATED = f"""{_SELECT}
+WHERE publisher_id = $1 AND original_transaction_id = $2 AND status = {_TERMINATED}
+ORDER BY id DESC LIMIT 1
+"""
+
+INSERT = f"""
+INSERT INTO subscriptions ({", ".join(WRITTEN)})
+VALUES ({", ".join(f"${n}" for n in range(1, len(WRITTEN) + 1))})
+RETURNING id
+"""  # noqa: S608
+
+SAVE = f"""
+UPDATE subscriptions SET {", ".join(f"{name} = ${n}" for n, name in enumerate(WRITTEN, 2))}
+WHERE id = $1
+"""  # noqa: S608
+
+STORED_STATUS = f"""
+SELECT status FROM subscriptions
+WHERE publisher_id = $1 AND original_transaction_id = $2 AND status <> {_TERMINATED}
+"""  # noqa: S608
+
+ENTITLING = f"""{_SELECT}
+WHERE publisher_id = $1 AND customer_id = $2 AND offer_id = $3 AND {active_sql("$4", "$5")}
+"""
+
+
+def _subscription(row: Row) -> Subscription:
+    values = dict(row)
+    values["status"] = SubscriptionStatus(values["status"])
+    reason = values["terminated_reason"]
+    values["terminated_reason"] = None if reason is None else EndReason(reason)
+    return Subscription(**values)
+
+
+async def lock_purchase(db: Executor, publisher_id: int, original: str) -> None:
+    """Serialize everything that changes one purchase, until the transaction ends."""
+    await db.fetchval(LOCK_PURCHASE, f"{publisher_id}:{original}")
+
+
+async def current(db: Executor, publisher_id: int, original: str) -> Subscription | None:
+    """The purchase's one subscription that is not terminated, locked."""
+    row = await db.fetchrow(CURRENT, publisher_id, original)
+    return None if row is None else _subscription(row)
+
+
+async def last_terminated(db: Executor, publisher_id: int, original: str) -> Subscription | None:
+    row = await db.fetchrow(LAST_TERMINATED, publisher_id, original)
+    return None if row is None else _subscription(row)
+
+
+async def insert(db: Executor, subscription: Subscription) -> None:
+    """Write a new subscription; it takes the id the database gives it."""
+    values = [getattr(subscription, name) for name in WRITTEN]
+    subscription.id = int(await db.fetchval(INSERT, *values))
+
+
+async def save(db: Executor, subscription: Subscription) -> None:
+    values = [getattr(subscription, name) for name in WRITTEN]
+    await db.execute(SAVE, subscription.id, *values)
+
+
+async def stored_status(db: Executor, publisher_id: int, original: str) -> str | None:
+    """The stored status of the purchase's subscription that is not terminated, if any."""
+    status = await db.fetchval(STORED_STATUS, publisher_id, original)
+    return None if status is None else str(status)
+
+
+@dataclass(frozen=True)
+class Access:
+    granted: bool
+    expires_at: datetime | None
+
+
+async def entitlement(
+    db: Executor, publisher_id: int, customer_id: int, offer_id: str, now: datetime
+) -> Access:
+    """The customer's access to the offer: granted while any of its subscriptions is active,
+    until the latest end among them (None: for good)."""
+    active = SubscriptionStatus.ACTIVE
+    rows = await db.fetch(ENTITLING, publisher_id, customer_id, offer_id, now, active)
+    if not rows:
+        return Access(False, None)
+    ends = [access_end(_subscription(row)) for row in rows]
+    if any(end is None for end in ends):
+        return Access(True, None)
+    return Access(True, max(end for end in ends if end is not None))
+
+
+@dataclass(frozen=True)
+class Filter:
+    customer_id: int | None = None
+    offer_id: str | None = None
+    status: SubscriptionStatus | None = None
+    offset: int = 0
+    limit: int = 50
+
+
+def _where(wanted: Filter, now: datetime) -> tuple[str, list[object]]:
+    """The filter as conditions on numbered parameters: $1 is the publisher, then `values`."""
+    conditions: list[str] = ["publisher_id = $1"]
+    values: list[object] = []
+    for column, value in (("customer_id", wanted.customer_id), ("offer_id", wanted.offer_id)):
+        if value is not None:
+            values.append(value)
+            conditions.append(f"{column} = ${len(values) + 1}")
+    if wanted.status is not None:
+        condition, more = status_sql(wanted.status, now, len(values) + 2)
+        conditions.append(condition)
+        values += more
+    return " AND ".join(conditions), values
+
+
+async def page(
+    db: Executor, publisher_id: int, wanted: Filter, now: datetime
+) -> tuple[list[Subscription], int]:
+    """One page of the publisher's subscriptions, oldest first, and how many match in all."""
+    where, values = _where(wanted, now)
+    n = len(values) + 2
+    listed = f"{_SELECT} WHERE {where} ORDER BY id OFFSET ${n} LIMIT ${n + 1}"
+    counted = f"SELECT count(*) FROM subscriptions WHERE {where}"  # noqa: S608
+    rows = await db.fetch(listed, publisher_id, *values, wanted.offset, wanted.limit)
+    total = await db.fetchval(counted, publisher_id, *values)
+    return [_subscription(row) for row in rows], int(total)

@@ -1,0 +1,166 @@
+"""SPEC §2: the envelope and the generic codes on every route."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+from starlette.types import Message
+
+from tests.helpers.api import ADMIN, assert_envelope
+
+
+async def test_unknown_route_is_req0100(client: httpx.AsyncClient) -> None:
+    assert_envelope(await client.get("/no/such/thing"), 404, "REQ0100")
+
+
+async def test_wrong_method_keeps_the_envelope(client: httpx.AsyncClient) -> None:
+    answer = await client.delete("/healthz")
+    assert_envelope(answer, 405, "REQ0100")
+    assert answer.headers["allow"] == "GET"
+
+
+async def test_body_that_is_not_json(client: httpx.AsyncClient) -> None:
+    answer = await client.post(
+        "/admin/publishers",
+        content=b"{not json",
+        headers={**ADMIN, "content-type": "application/json"},
+    )
+    assert_envelope(answer, 400, "REQ0001")
+
+
+async def test_wrong_types_list_the_fields(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/admin/publishers", json={"name": 42}, headers=ADMIN)
+    body = assert_envelope(answer, 400, "REQ0001")
+    assert body["details"] == [{"field": "name", "problem": "Input should be a valid string"}]
+
+
+async def test_missing_and_unknown_fields(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/admin/publishers", json={"nom": "x"}, headers=ADMIN)
+    body = assert_envelope(answer, 400, "REQ0001")
+    fields = {d["field"] for d in body["details"]}  # type: ignore[attr-defined]
+    assert fields == {"name", "nom"}
+
+
+async def test_malformed_path_parameter_is_req0003(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/admin/publishers/abc/offers", headers=ADMIN)
+    assert_envelope(answer, 400, "REQ0003")
+
+
+async def test_body_over_64k_by_content_length(client: httpx.AsyncClient) -> None:
+    big = json.dumps({"name": "x" * (64 * 1024)})
+    answer = await client.post(
+        "/admin/publishers", content=big, headers={**ADMIN, "content-type": "application/json"}
+    )
+    assert_envelope(answer, 413, "REQ0005")
+
+
+async def test_streamed_body_over_64k_stops_reading(app: FastAPI) -> None:
+    sent = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(100):  # 800 KiB offered, in 8 KiB chunks
+            sent += 1
+            yield b" " * 8192
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        answer = await client.post(
+            "/admin/publishers",
+            content=chunks(),
+            headers={**ADMIN, "content-type": "application/json"},
+        )
+    assert_envelope(answer, 413, "REQ0005")
+    assert sent < 20, f"read {sent} chunks after passing the limit"
+
+
+async def test_bad_correlation_id_is_req0004(client: httpx.AsyncClient) -> None:
+    for value in ("x" * 257, "tab\there", "bell\x07"):
+        answer = await client.get("/healthz", headers={"Correlation-Id": value})
+        assert_envelope(answer, 400, "REQ0004")
+    for value in ("ok-123", "order 42 / retry", "x" * 256):  # printable, spaces included
+        assert (await client.get("/healthz", headers={"Correlation-Id": value})).status_code == 200
+
+
+async def test_unexpected_exception_is_s0001_without_trace(app: FastAPI) -> None:
+    @app.get("/boom-for-test")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        answer = await client.get("/boom-for-test")
+    body = assert_envelope(answer, 500, "S0001")
+    assert "secret internals" not in json.dumps(body)
+
+
+async def test_health(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).status_code == 200
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready"}
+
+
+async def test_answer_is_sent_only_after_commit(app: FastAPI) -> None:
+    """The unit of work commits before the first byte of the answer leaves (SPEC §3's promise)."""
+    from app.context import Context
+
+    context: Context = app.state.context
+    seen_at_start: list[int] = []
+
+    async def count() -> int:
+        return int(await context.db.fetchval("SELECT count(*) FROM publishers"))
+
+    before = await count()
+    body = json.dumps({"name": "Committed first"}).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/admin/publishers",
+        "raw_path": b"/admin/publishers",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-admin-token", ADMIN["X-Admin-Token"].encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("service", 80),
+    }
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 201
+            seen_at_start.append(await count())
+
+    await app(scope, receive, send)
+    assert seen_at_start == [before + 1]
+
+
+async def test_openapi_lists_each_endpoints_error_codes(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    register = document["paths"]["/storekit2/purchases"]["post"]
+    assert register["operationId"] == "registerPurchase"
+    codes = {
+        status: set(answer["content"]["application/json"]["examples"])
+        for status, answer in register["responses"].items()
+        if status.startswith(("4", "5"))
+    }
+    assert codes["400"] == {"REQ0001", "REQ0004"}
+    assert codes["409"] == {"SK2C0101"}
+    assert codes["422"] == {"SK2C0100"}
+    assert codes["500"] == {"SK2C0004", "S0001"}
+    for path in document["paths"].values():
+        for operation in path.values():
+            assert "HTTPValidationError" not in json.dumps(operation)
+    assert (await client.get("/docs")).status_code == 200

@@ -1,0 +1,87 @@
+"""`storekit-sync dev` as a newcomer runs it: the printed curl works and the webhook shows up."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import signal
+from pathlib import Path
+
+import httpx
+
+from tests.helpers.processes import ServiceProcess, clean_env, free_port, wait_until
+
+
+def _run_dev(tmp_path: Path, data_dir: Path, name: str) -> tuple[ServiceProcess, int]:
+    port, sim_port = free_port(), free_port()
+    env = clean_env(DATA_DIR=str(data_dir), COLUMNS="200")
+    args = ["dev", "--port", str(port), "--simulator-port", str(sim_port)]
+    return ServiceProcess(args, env, tmp_path / name), port
+
+
+def _printed_curl(output: str) -> list[str]:
+    start = output.index("curl -s -X POST")
+    command = output[start : output.index("\n\n", start)].replace("\\\n", " ")
+    return shlex.split(command)
+
+
+def _request_from_curl(words: list[str]) -> tuple[str, dict[str, str], str]:
+    url = next(w for w in words if w.startswith("http://"))
+    headers = dict(words[i + 1].split(": ", 1) for i, w in enumerate(words) if w == "-H")
+    body = words[words.index("-d") + 1]
+    return url, headers, body
+
+
+def test_dev_prints_a_curl_that_works(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    dev, port = _run_dev(tmp_path, data_dir, "dev.log")
+    try:
+        wait_until(lambda: "Then poll" in dev.output(), 60, "dev to print its welcome")
+        url, headers, body = _request_from_curl(_printed_curl(dev.output()))
+        answer = httpx.post(url, content=body, headers=headers)
+        assert answer.status_code == 202, answer.text
+        sync_url = f"http://127.0.0.1:{port}/purchases/synchronizations/{answer.json()['synchronizationId']}"
+        publisher = {"X-Publisher-Token": headers["X-Publisher-Token"]}
+        wait_until(
+            lambda: httpx.get(sync_url, headers=publisher).json()["status"] == "finalized",
+            30,
+            "the sync",
+        )
+        assert httpx.get(sync_url, headers=publisher).json()["result"] == "SUBSCRIPTION_CREATED"
+        wait_until(
+            lambda: "inappPurchaseSyncResult" in dev.output(), 30, "the webhook to be printed"
+        )
+        assert re.search(r"webhook inappPurchaseSyncResult .*signature ok", dev.output())
+        first_publisher = re.search(r"publisher\s+(\d+)", dev.output())
+    finally:
+        assert dev.stop(signal.SIGINT) == 0, dev.output()
+    assert first_publisher is not None
+    again, _ = _run_dev(tmp_path, data_dir, "again.log")
+    try:
+        wait_until(lambda: "Then poll" in again.output(), 60, "dev to start again")
+        assert f"publisher      {first_publisher.group(1)}" in again.output(), "the data was reused"
+    finally:
+        assert again.stop(signal.SIGINT) == 0, again.output()
+    assert not (data_dir / "postgres" / "postmaster.pid").exists(), "the embedded database stopped"
+
+
+def test_demo_runs_every_step(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.helpers.processes import BIN
+
+    env = clean_env(COLUMNS="120")
+    result = subprocess.run(
+        [str(BIN), "demo"], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for step in (
+        "1. register",
+        "2. poll",
+        "3. webhooks",
+        "4. entitlement",
+        "5. Apple renews",
+        "6. Apple refunds",
+    ):
+        assert step in result.stdout, step
+    assert "The whole flow works." in result.stdout

@@ -1,0 +1,117 @@
+"""The hot statements keep good plans when they are planned on empty tables.
+
+asyncpg (and SQLAlchemy through it) prepares each statement once per connection, and PostgreSQL
+settles on a generic plan after a few executions. A service that starts on a new database makes
+that plan while the tables are nearly empty, when any index that starts with the columns a lookup
+names costs the planner the same; the plan then stays while the tables grow. So each lookup must
+have only indexes that fit it whole, and no scan may stop at `publisher_id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+
+from app.migrate import migrate
+from app.purchases.repository import LOAD, LOCK, OFFER_AND_WAITING, REGISTER
+from app.subscriptions.repository import CURRENT, ENTITLING, LAST_TERMINATED
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _scans(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    if "Relation Name" in node and node["Node Type"] != "ModifyTable":
+        yield node
+    for child in node.get("Plans", []):
+        yield from _scans(child)
+
+
+def _literal(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool | int):
+        return str(value).upper() if isinstance(value, bool) else str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def _generic_scans(url: str, sql: str, arguments: list[object]) -> list[dict[str, Any]]:
+    connection = await asyncpg.connect(url)
+    try:
+        types = [t.name for t in (await connection.prepare(sql)).get_parameters()]
+        await connection.execute("SET plan_cache_mode = force_generic_plan")
+        await connection.execute(f"PREPARE q({', '.join(types)}) AS {sql}")
+        values = ", ".join(_literal(value) for value in arguments)
+        explained = await connection.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE q({values})")
+    finally:
+        await connection.close()
+    return list(_scans(json.loads(explained)[0]["Plan"]))
+
+
+@pytest.fixture
+def empty_url(scratch_url: str) -> str:
+    migrate(scratch_url)
+    return scratch_url
+
+
+def _plan(url: str, sql: str, arguments: list[object]) -> set[tuple[str, str | None]]:
+    scans = asyncio.run(_generic_scans(url, sql, arguments))
+    for scan in scans:
+        assert scan["Node Type"] != "Seq Scan", scan
+        # A scan that stops at the publisher reads every row of the publisher.
+        assert scan.get("Index Cond") != "(publisher_id = $1)" or scan["Index Name"].startswith(
+            "pk_storekit2"
+        ), scan
+    return {(s["Relation Name"], s.get("Index Name")) for s in scans}
+
+
+def test_the_register_reads_one_row_per_lookup(empty_url: str) -> None:
+    arguments: list[object] = [1, 2, "3", "4", "register", None, "h", NOW, "4"]
+    assert _plan(empty_url, REGISTER, arguments) == {
+        ("storekit2_integrations", "pk_storekit2_integrations"),
+        ("customers", "pk_customers"),
+        ("subscriptions", "uq_subscriptions_current_purchase"),
+        ("subscriptions", "ix_subscriptions_latest_transaction"),
+        ("synchronizations", "ix_synchronizations_resolved"),
+        ("synchronizations", "pk_synchronizations"),
+    }
+
+
+def test_the_sync_loads_by_key(empty_url: str) -> None:
+    assert _plan(empty_url, LOAD, [1, "s"]) == {
+        ("synchronizations", "pk_synchronizations"),
+        ("storekit2_integrations", "pk_storekit2_integrations"),
+    }
+
+
+def test_the_current_subscription_by_its_purchase(empty_url: str) -> None:
+    assert _plan(empty_url, CURRENT, [1, "2"]) <= {
+        ("subscriptions", "uq_subscriptions_current_purchase"),
+        ("subscriptions", "ix_subscriptions_purchase"),
+    }
+
+
+def test_an_entitlement_by_customer_and_offer(empty_url: str) -> None:
+    arguments: list[object] = [1, 2, "S1", NOW, "active"]
+    assert _plan(empty_url, ENTITLING, arguments) == {
+        ("subscriptions", "ix_subscriptions_customer")
+    }
+
+
+def test_the_last_terminated_subscription_of_a_purchase(empty_url: str) -> None:
+    assert _plan(empty_url, LAST_TERMINATED, [1, "2"]) == {
+        ("subscriptions", "ix_subscriptions_purchase")
+    }
+
+
+def test_the_finalize_reads_by_key(empty_url: str) -> None:
+    assert _plan(empty_url, LOCK, [1, "s"]) == {("synchronizations", "pk_synchronizations")}
+    assert _plan(empty_url, OFFER_AND_WAITING, [1, "p", "2"]) == {
+        ("offer_products", "pk_offer_products"),
+        ("apple_notifications", "ix_apple_notifications_purchase"),
+    }
