@@ -32,12 +32,24 @@ def tokens_equal(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def _write_private(path: Path, content: bytes) -> None:
+    """Create `path` readable by its owner only from the start (never a wider mode narrowed
+    afterwards), and write `content` to it; fails if it exists."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(content)
+        file.flush()
+        os.fsync(file.fileno())
+
+
 def write_once(path: Path, content: bytes) -> bytes:
-    """Write `content` to `path` unless another process got there first; return what is there."""
+    """Write `content` to `path` unless another process got there first; return what is there.
+
+    The content is written whole to a private temporary file, then linked to `path`: a process
+    that starts meanwhile sees the whole file or none, and the first link wins."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    tmp.write_bytes(content)
-    tmp.chmod(0o600)
+    _write_private(tmp, content)
     try:
         os.link(tmp, path)
     except FileExistsError:
