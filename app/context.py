@@ -66,7 +66,9 @@ def build_context(settings: Settings, clock: Clock | None = None) -> Context:
         database_url=url,
         engine=engine,
         sessions=create_sessionmaker(engine),
-        secrets=SecretBox(load_secret_key(settings.secret_key, settings.data_dir)),
+        secrets=SecretBox(
+            load_secret_key(settings.secret_key, settings.data_dir), settings.secret_key_previous
+        ),
         signing_key=load_signing_key(settings.jwt_private_key, settings.data_dir),
         clock=clock or SystemClock(),
     )

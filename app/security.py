@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import json
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidTag
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import RSAAlgorithm
 
 PUBLISHER_TOKEN_PREFIX = "skp_"  # noqa: S105 (a prefix, not a secret)
@@ -59,21 +66,153 @@ def write_once(path: Path, content: bytes) -> bytes:
     return path.read_bytes()
 
 
-class SecretBox:
-    """Encrypts secrets at rest (Apple private keys, webhook secrets) with a key from SECRET_KEY."""
+Purpose = Literal["apple-private-key", "webhook-secret"]
+PURPOSES: tuple[Purpose, ...] = ("apple-private-key", "webhook-secret")
+SEALED_VERSION = b"v2"
+NONCE_BYTES = 12
+TAG_BYTES = 16
+KID_BYTES = 4
+HKDF_SALT = b"storekit-sync secret box"
 
-    def __init__(self, secret_key: str) -> None:
-        digest = hashlib.sha256(secret_key.encode()).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+
+class SecretBoxError(ValueError):
+    """A stored secret that cannot be opened. The message says why; it never holds a secret."""
+
+
+def row_binding(table: str, *key: str | int) -> str:
+    """What a sealed secret is bound to: its table and the key of its row, unambiguously."""
+    return json.dumps([table, *key], separators=(",", ":"))
+
+
+def _hkdf(secret_key: str, info: str, length: int) -> bytes:
+    kdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=HKDF_SALT, info=info.encode())
+    return kdf.derive(secret_key.encode())
+
+
+@dataclass(frozen=True)
+class _PurposeKey:
+    """One SECRET_KEY's AES-256-GCM key for one purpose, and its short public id."""
+
+    kid: bytes
+    aead: AESGCM = field(repr=False)
+
+    @classmethod
+    def derive(cls, secret_key: str, purpose: Purpose) -> _PurposeKey:
+        kid = _hkdf(secret_key, f"storekit-sync key id: {purpose}", KID_BYTES).hex().encode()
+        return cls(kid, AESGCM(_hkdf(secret_key, f"storekit-sync secret box: {purpose}", 32)))
+
+
+def _legacy_fernet(secret_key: str) -> Fernet:
+    """The format written before keys could rotate: Fernet keyed with SHA-256 of SECRET_KEY."""
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(secret_key.encode()).digest()))
+
+
+def _associated_data(kid: bytes, purpose: str, bound_to: str) -> bytes:
+    return json.dumps(["storekit-sync", "v2", kid.decode(), purpose, bound_to]).encode()
+
+
+def _checked(purpose: str) -> Purpose:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown purpose {purpose!r}: one of {', '.join(PURPOSES)}")
+    return purpose
+
+
+def _parse(token: bytes) -> tuple[bytes, bytes, bytes]:
+    """(key id, nonce, ciphertext with its tag) of `v2:<kid>:<base64url(nonce || sealed)>`."""
+    parts = token.split(b":")
+    if len(parts) != 3 or len(parts[1]) != 2 * KID_BYTES:
+        raise SecretBoxError("cannot decrypt: not a sealed secret (malformed)")
+    try:
+        raw = base64.b64decode(parts[2], altchars=b"-_", validate=True)
+    except binascii.Error as exc:
+        raise SecretBoxError("cannot decrypt: not a sealed secret (malformed)") from exc
+    if len(raw) < NONCE_BYTES + TAG_BYTES:
+        raise SecretBoxError("cannot decrypt: not a sealed secret (too short)")
+    return parts[1], raw[:NONCE_BYTES], raw[NONCE_BYTES:]
+
+
+class SecretBox:
+    """Encrypts secrets at rest (Apple private keys, webhook secrets).
+
+    `seal` uses AES-256-GCM under a key derived with HKDF-SHA256 from SECRET_KEY, one per
+    purpose, and binds the ciphertext to its purpose and row as associated data. `open` also
+    accepts what SECRET_KEY_PREVIOUS sealed and the older format (Fernet under SHA-256 of a
+    key); `is_current` tells which stored secrets a rotation must seal again."""
+
+    def __init__(self, secret_key: str, previous: Sequence[str] = ()) -> None:
+        keys = list(dict.fromkeys([secret_key, *previous]))  # the current key first
+        self._current = {p: _PurposeKey.derive(secret_key, p) for p in PURPOSES}
+        self._keys: dict[tuple[Purpose, bytes], list[AESGCM]] = {}
+        for key in keys:
+            for purpose in PURPOSES:
+                derived = _PurposeKey.derive(key, purpose)
+                self._keys.setdefault((purpose, derived.kid), []).append(derived.aead)
+        self._legacy = MultiFernet([_legacy_fernet(key) for key in keys])
+
+    def seal(self, plaintext: str, *, purpose: Purpose, bound_to: str) -> bytes:
+        key = self._current[_checked(purpose)]
+        nonce = os.urandom(NONCE_BYTES)
+        aad = _associated_data(key.kid, purpose, bound_to)
+        sealed = key.aead.encrypt(nonce, plaintext.encode(), aad)
+        return b":".join([SEALED_VERSION, key.kid, base64.urlsafe_b64encode(nonce + sealed)])
+
+    def open(self, token: bytes, *, purpose: Purpose, bound_to: str) -> str:
+        """The plaintext of `token`, sealed for `purpose` and `bound_to` (or in the older format,
+        which bound nothing); SecretBoxError if no configured key opens it as such."""
+        _checked(purpose)
+        if not token.startswith(SEALED_VERSION + b":"):
+            return self._open_legacy(token)
+        return self._open_sealed(token, purpose, bound_to)
+
+    def _open_sealed(self, token: bytes, purpose: Purpose, bound_to: str) -> str:
+        kid, nonce, sealed = _parse(token)
+        aad = _associated_data(kid, purpose, bound_to)
+        for aead in self._candidates(purpose, kid):
+            try:
+                return aead.decrypt(nonce, sealed, aad).decode()
+            except InvalidTag:
+                continue
+        raise SecretBoxError(
+            "cannot decrypt: the secret was altered, or sealed for another row or purpose"
+        )
+
+    def is_current(self, token: bytes, *, purpose: Purpose) -> bool:
+        """Sealed for `purpose` with the current SECRET_KEY: false for the older format, for a
+        previous key, and for another purpose's key. Says nothing of the row: `open` checks."""
+        kid = self._current[_checked(purpose)].kid
+        return token.startswith(b":".join([SEALED_VERSION, kid, b""]))
+
+    def _candidates(self, purpose: Purpose, kid: bytes) -> list[AESGCM]:
+        found = self._keys.get((purpose, kid))
+        if found:
+            return found
+        if any(known == kid for _, known in self._keys):
+            raise SecretBoxError("cannot decrypt: the secret was sealed for another purpose")
+        raise SecretBoxError(
+            "cannot decrypt: sealed with a key that is neither SECRET_KEY nor SECRET_KEY_PREVIOUS"
+        )
+
+    def _open_legacy(self, token: bytes) -> str:
+        try:
+            return self._legacy.decrypt(token).decode()
+        except InvalidToken as exc:
+            raise SecretBoxError(
+                "cannot decrypt: neither SECRET_KEY nor SECRET_KEY_PREVIOUS opens this secret"
+                " (older format)"
+            ) from exc
 
     def encrypt(self, plaintext: str) -> bytes:
-        return self._fernet.encrypt(plaintext.encode())
+        """The older format, bound to nothing, under the current key; `seal` replaces it."""
+        return self._legacy.encrypt(plaintext.encode())
 
     def decrypt(self, token: bytes) -> str:
-        try:
-            return self._fernet.decrypt(token).decode()
-        except InvalidToken as exc:
-            raise ValueError("cannot decrypt: SECRET_KEY changed since this was stored") from exc
+        """Opens what `encrypt` wrote (under SECRET_KEY or SECRET_KEY_PREVIOUS); `open` replaces
+        it and also opens sealed secrets."""
+        if token.startswith(SEALED_VERSION + b":"):
+            raise SecretBoxError(
+                "cannot decrypt: a sealed secret: open it with its purpose and row"
+            )
+        return self._open_legacy(token)
 
 
 def load_secret_key(configured: str | None, data_dir: Path) -> str:
