@@ -12,10 +12,18 @@ from fastapi import Depends, Header, Path
 
 from app.context import Context
 from app.deps import Ctx
-from app.errors import Forbidden, InvalidCredentials, InvalidHeaders, MissingCredentials
+from app.errors import (
+    Forbidden,
+    InvalidCredentials,
+    InvalidHeaders,
+    MissingCredentials,
+    TokenExpired,
+)
 from app.security import hash_token, tokens_equal
 
 JWT_ALGORITHM = "RS256"
+JWT_ISSUER = "storekit-sync"
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "customerId", "publisherId"]
 MAX_ID = 2**63 - 1
 JWT_LEEWAY = 5
 
@@ -40,6 +48,7 @@ def issue_customer_jwt(
 ) -> tuple[str, datetime]:
     expires = now + timedelta(seconds=context.settings.customer_token_ttl)
     claims = {
+        "iss": JWT_ISSUER,
         "customerId": customer_id,
         "publisherId": publisher_id,
         "iat": int(now.timestamp()),
@@ -51,10 +60,13 @@ def issue_customer_jwt(
 
 
 def _check_expiry(claims: dict[str, Any], now: datetime) -> None:
-    """`exp` is checked against the service's clock, the one that set it."""
+    """`exp` is checked against the service's clock, the one that set it, and only once the
+    signature is verified: a forged token never learns more than "Invalid credentials"."""
     expires = claims["exp"]
-    if not isinstance(expires, int | float) or expires <= now.timestamp() - JWT_LEEWAY:
+    if not isinstance(expires, int | float):
         raise InvalidCredentials()
+    if expires <= now.timestamp() - JWT_LEEWAY:
+        raise TokenExpired()
 
 
 def decode_customer_jwt(context: Context, token: str) -> Caller:
@@ -67,7 +79,8 @@ def decode_customer_jwt(context: Context, token: str) -> Caller:
             token,
             key.public_key,
             algorithms=[JWT_ALGORITHM],
-            options={"require": ["exp", "iat", "customerId", "publisherId"], "verify_exp": False},
+            issuer=JWT_ISSUER,
+            options={"require": REQUIRED_CLAIMS, "verify_exp": False},
         )
     except jwt.PyJWTError as exc:
         raise InvalidCredentials() from exc
