@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from fastapi import Depends, Header, Path
 
 from app.context import Context
@@ -19,7 +20,7 @@ from app.errors import (
     MissingCredentials,
     TokenExpired,
 )
-from app.security import hash_token, tokens_equal
+from app.security import SigningKey, hash_token, tokens_equal
 
 JWT_ALGORITHM = "RS256"
 JWT_ISSUER = "storekit-sync"
@@ -69,15 +70,20 @@ def _check_expiry(claims: dict[str, Any], now: datetime) -> None:
         raise TokenExpired()
 
 
+def _verifying_key(key: SigningKey, token: str) -> RSAPublicKey:
+    """The key the token's `kid` names (the current one when it names none), loaded at start."""
+    kid = jwt.get_unverified_header(token).get("kid", key.kid)
+    public = key.verifying_key(kid) if isinstance(kid, str) else None
+    if public is None:
+        raise InvalidCredentials()
+    return public
+
+
 def decode_customer_jwt(context: Context, token: str) -> Caller:
-    key = context.signing_key
     try:
-        header = jwt.get_unverified_header(token)
-        if header.get("kid", key.kid) != key.kid:
-            raise InvalidCredentials()
         claims: dict[str, Any] = jwt.decode(
             token,
-            key.public_key,
+            _verifying_key(context.signing_key, token),
             algorithms=[JWT_ALGORITHM],
             issuer=JWT_ISSUER,
             options={"require": REQUIRED_CLAIMS, "verify_exp": False},

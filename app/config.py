@@ -49,9 +49,15 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] | None = None
     customer_token_ttl: int = Field(default=900, ge=60, le=86400)
     jwt_private_key: str | None = None
+    jwt_private_key_previous: str | None = None
     run_worker: bool = True  # set by `serve --no-worker`
     worker_concurrency: int = Field(default=16, ge=1, le=1000)
     job_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+
+    @field_validator("jwt_private_key_previous")
+    @classmethod
+    def _unset_when_empty(cls, value: str | None) -> str | None:
+        return value or None
 
     @field_validator("database_url")
     @classmethod

@@ -69,6 +69,8 @@ def build_context(settings: Settings, clock: Clock | None = None) -> Context:
         secrets=SecretBox(
             load_secret_key(settings.secret_key, settings.data_dir), settings.secret_key_previous
         ),
-        signing_key=load_signing_key(settings.jwt_private_key, settings.data_dir),
+        signing_key=load_signing_key(
+            settings.jwt_private_key, settings.data_dir, settings.jwt_private_key_previous
+        ),
         clock=clock or SystemClock(),
     )

@@ -124,7 +124,7 @@ def _operations(app: FastAPI) -> None:
 
     @app.get("/.well-known/jwks.json", tags=["auth"], operation_id="jwks")
     async def jwks(context: Ctx) -> dict[str, list[dict[str, str]]]:
-        return {"keys": [context.signing_key.jwk]}
+        return {"keys": context.signing_key.jwks}
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -222,8 +222,28 @@ def load_secret_key(configured: str | None, data_dir: Path) -> str:
 
 
 @dataclass(frozen=True)
+class VerifyingKey:
+    """A public key customer JWTs may be signed with, by its `kid`, and its JWKS entry."""
+
+    kid: str
+    public_key: rsa.RSAPublicKey
+    jwk: dict[str, str]
+
+    @classmethod
+    def of(cls, public: rsa.RSAPublicKey) -> VerifyingKey:
+        full = RSAAlgorithm.to_jwk(public, as_dict=True)
+        der = public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        kid = hashlib.sha256(der).hexdigest()[:16]
+        jwk = {"kty": "RSA", "n": str(full["n"]), "e": str(full["e"])}
+        return cls(kid, public, {**jwk, "kid": kid, "use": "sig", "alg": "RS256"})
+
+
+@dataclass(frozen=True)
 class SigningKey:
-    """The RS256 key that signs customer JWTs, loaded and validated once at start.
+    """The RS256 key that signs customer JWTs, and the previous one that may still verify them,
+    loaded and validated once at start.
 
     Loading an RSA private key re-validates it (about 27 ms of CPU): it must never happen per request,
     or any `Authorization: Bearer <junk>` would cost that much to refuse."""
@@ -234,6 +254,20 @@ class SigningKey:
     public_pem: bytes
     kid: str
     jwk: dict[str, str]
+    previous: VerifyingKey | None = None
+
+    def verifying_key(self, kid: str) -> rsa.RSAPublicKey | None:
+        """The public key of `kid`: the current key's or the previous one's, else None."""
+        if kid == self.kid:
+            return self.public_key
+        if self.previous is not None and kid == self.previous.kid:
+            return self.previous.public_key
+        return None
+
+    @property
+    def jwks(self) -> list[dict[str, str]]:
+        """What `/.well-known/jwks.json` lists: the current key, then the previous one."""
+        return [self.jwk] + ([self.previous.jwk] if self.previous is not None else [])
 
 
 def _generate_rsa_pem() -> bytes:
@@ -245,29 +279,55 @@ def _generate_rsa_pem() -> bytes:
     )
 
 
-def load_signing_key(configured: str | None, data_dir: Path) -> SigningKey:
+def _rsa_private_key(pem: bytes, name: str) -> rsa.RSAPrivateKey:
+    try:
+        private = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise ValueError(f"{name} must be an RSA private key in PEM") from exc
+    if not isinstance(private, rsa.RSAPrivateKey):
+        raise ValueError(f"{name} must be an RSA private key in PEM")
+    return private
+
+
+def _rsa_public_key(pem: bytes, name: str) -> rsa.RSAPublicKey:
+    """The public key of an RSA key given in PEM, private or public."""
+    if b"PRIVATE KEY" in pem:
+        return _rsa_private_key(pem, name).public_key()
+    try:
+        public = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise ValueError(f"{name} must be an RSA key in PEM") from exc
+    if not isinstance(public, rsa.RSAPublicKey):
+        raise ValueError(f"{name} must be an RSA key in PEM")
+    return public
+
+
+def _previous_key(configured: str | None, current_kid: str) -> VerifyingKey | None:
+    if not configured:
+        return None
+    previous = VerifyingKey.of(_rsa_public_key(configured.encode(), "JWT_PRIVATE_KEY_PREVIOUS"))
+    return None if previous.kid == current_kid else previous
+
+
+def load_signing_key(
+    configured: str | None, data_dir: Path, previous: str | None = None
+) -> SigningKey:
+    """JWT_PRIVATE_KEY (else the key generated into DATA_DIR) and JWT_PRIVATE_KEY_PREVIOUS."""
     pem = configured.encode() if configured else None
     if pem is None:
         path = data_dir / "jwt-signing-key.pem"
         pem = path.read_bytes() if path.exists() else write_once(path, _generate_rsa_pem())
-    private = serialization.load_pem_private_key(pem, password=None)
-    if not isinstance(private, rsa.RSAPrivateKey):
-        raise ValueError("JWT_PRIVATE_KEY must be an RSA private key in PEM")
-    public = private.public_key()
-    full = RSAAlgorithm.to_jwk(public, as_dict=True)
-    jwk = {"kty": "RSA", "n": str(full["n"]), "e": str(full["e"])}
-    der = public.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    kid = hashlib.sha256(der).hexdigest()[:16]
-    public_pem = public.public_bytes(
+    private = _rsa_private_key(pem, "JWT_PRIVATE_KEY")
+    current = VerifyingKey.of(private.public_key())
+    public_pem = current.public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return SigningKey(
         private_pem=pem,
         private_key=private,
-        public_key=public,
+        public_key=current.public_key,
         public_pem=public_pem,
-        kid=kid,
-        jwk={**jwk, "kid": kid, "use": "sig", "alg": "RS256"},
+        kid=current.kid,
+        jwk=current.jwk,
+        previous=_previous_key(previous, current.kid),
     )
