@@ -2,7 +2,8 @@
 
 One shared `httpx.AsyncClient` serves every delivery of a process (`context.services`), started
 and closed by `app.runtime.Runtime`. Redirects are not followed and proxies from the environment
-are not used: a delivery goes where the checked URL says, and nowhere else.
+are not used: a delivery goes where the checked URL says, and nowhere else. Its transport checks
+every request and every connection (`targets.PinnedTransport`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +23,13 @@ from standardwebhooks import Webhook
 from app.config import Settings
 from app.context import Context
 from app.webhooks.schedule import RETRY_AFTER_STATUSES, retry_after_seconds
-from app.webhooks.targets import TargetRefused, check_target, parse_url, pinned
+from app.webhooks.targets import (
+    PinnedTransport,
+    Resolver,
+    TargetGuard,
+    TargetRefused,
+    parse_url,
+)
 
 HTTP_CLIENT = "webhook_http"
 USER_AGENT = "storekit-sync-webhooks/0.1"
@@ -29,12 +37,20 @@ MAX_RESPONSE_BYTES = 64 * 1024
 MAX_ERROR_LENGTH = 500
 
 
-def new_http_client(settings: Settings) -> httpx.AsyncClient:
+def new_http_client(
+    settings: Settings,
+    *,
+    resolver: Resolver | None = None,
+    verify: ssl.SSLContext | bool = True,
+) -> httpx.AsyncClient:
+    """The webhook client: every connection to a checked address (`resolver` looks names up,
+    the system's DNS by default), certificates verified (against `verify`'s roots if given)."""
     timeout = httpx.Timeout(settings.webhook_timeout, connect=min(settings.webhook_timeout, 5.0))
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30)
+    guard = TargetGuard(settings.webhook_allow_private_networks, resolver)
     return httpx.AsyncClient(
+        transport=PinnedTransport(guard, verify=verify, limits=limits),
         timeout=timeout,
-        limits=limits,
         follow_redirects=False,
         trust_env=False,
         headers={"User-Agent": USER_AGENT},
@@ -113,13 +129,11 @@ async def _read_some(response: httpx.Response) -> None:
 
 
 async def _post(
-    client: httpx.AsyncClient, message: Message, allow_private: bool, now: datetime
+    client: httpx.AsyncClient, message: Message, now: datetime
 ) -> tuple[int, float | None]:
     url = parse_url(message.url)
-    addresses = await check_target(url, allow_private)  # again: DNS may have changed
-    target, host = pinned(url, addresses[0] if addresses else None)
-    headers = {**signature_headers(message, signing_time()), **host}
-    request = client.build_request("POST", target, content=message.body.encode(), headers=headers)
+    headers = signature_headers(message, signing_time())
+    request = client.build_request("POST", url, content=message.body.encode(), headers=headers)
     response = await client.send(request, stream=True)
     try:
         await _read_some(response)
@@ -138,13 +152,13 @@ async def send(
     client: httpx.AsyncClient, message: Message, settings: Settings, now: datetime
 ) -> Answer:
     """Try one delivery within WEBHOOK_TIMEOUT in all; never raises for the endpoint's faults."""
-    timeout, allow_private = settings.webhook_timeout, settings.webhook_allow_private_networks
+    timeout = settings.webhook_timeout
     started = time.monotonic()
     status: int | None = None
     retry_after: float | None = None
     try:
         async with asyncio.timeout(timeout):
-            status, retry_after = await _post(client, message, allow_private, now)
+            status, retry_after = await _post(client, message, now)
         error = None if 200 <= status < 300 else f"HTTP {status}"
     except TargetRefused as exc:
         error = f"not sent: the URL {exc}"
