@@ -1,5 +1,6 @@
 """SPEC §5: every webhook connection, http or https, goes only to an address checked for it, and
-TLS is verified against the URL's name."""
+TLS is verified against the URL's name; `lastError` says what a publisher can act on, never what a
+port scan would want to know."""
 
 from __future__ import annotations
 
@@ -292,7 +293,8 @@ async def test_a_certificate_for_another_name_is_refused(
         finally:
             await client.aclose()
     assert listener.requests == []
-    assert answer.status_code is None and answer.error is not None
+    assert answer.status_code is None
+    assert answer.error == "TLS certificate not valid for the host"
 
 
 async def test_a_name_resolving_to_a_private_address_is_refused(tmp_path: Path) -> None:
@@ -304,3 +306,86 @@ async def test_a_name_resolving_to_a_private_address_is_refused(tmp_path: Path) 
     finally:
         await client.aclose()
     assert answer.error == PRIVATE_REFUSAL
+
+
+# --- lastError: categories, no oracle ----------------------------------------------------------
+
+
+async def _error_for(tmp_path: Path, handler: Handler, scheme: str = "http") -> tuple[Answer, int]:
+    settings = _settings(tmp_path, allow_private=True)
+    dns = Dns({HOST: [LOOPBACK]})
+    async with _listening(handler) as listener:
+        client = new_http_client(settings, resolver=dns.resolve)
+        try:
+            return await _send(
+                client, f"{scheme}://{HOST}:{listener.port}/h", settings
+            ), listener.port
+        finally:
+            await client.aclose()
+
+
+def _says_nothing_more(error: str | None, port: int) -> None:
+    assert error is not None
+    for leak in ("127.0.0.1", str(port), "Errno", "Error", "[", HOST):
+        assert leak not in error, (leak, error)
+
+
+async def test_a_refused_connection_is_named_as_such(tmp_path: Path) -> None:
+    async with _listening(_close_at_once) as closed:
+        port = closed.port  # free once the server is closed
+    settings = _settings(tmp_path, allow_private=True)
+    dns = Dns({HOST: [LOOPBACK]})
+    client = new_http_client(settings, resolver=dns.resolve)
+    try:
+        answer = await _send(client, f"http://{HOST}:{port}/h", settings)
+    finally:
+        await client.aclose()
+    assert answer.error == "connection refused"
+    _says_nothing_more(answer.error, port)
+
+
+async def test_a_connection_closed_without_an_answer(tmp_path: Path) -> None:
+    answer, port = await _error_for(tmp_path, _close_at_once)
+    assert answer.error == "connection closed without an answer"
+    _says_nothing_more(answer.error, port)
+
+
+async def _plain_http(
+    listener: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Answers whatever arrives (a TLS ClientHello here) in plain HTTP."""
+    listener.received.append(await reader.read(65536))
+    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+
+async def test_a_server_that_speaks_no_tls_to_an_https_url(tmp_path: Path) -> None:
+    answer, port = await _error_for(tmp_path, _plain_http, scheme="https")
+    assert answer.error == "TLS handshake failed"
+    _says_nothing_more(answer.error, port)
+
+
+async def test_an_unresolvable_host(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, allow_private=False)
+    client = new_http_client(settings, resolver=Dns().resolve)
+    try:
+        answer = await _send(client, "https://nowhere.example.test/h", settings)
+    finally:
+        await client.aclose()
+    assert answer.error == "could not resolve the host"
+
+
+async def test_an_http_status_is_the_error(tmp_path: Path) -> None:
+    async def unavailable(
+        listener: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        await writer.drain()
+        writer.close()
+
+    answer, _ = await _error_for(tmp_path, unavailable)
+    assert (answer.status_code, answer.error) == (503, "HTTP 503")
