@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+MIN_SECRET_KEY_LENGTH = 32
 DEFAULT_SYNC_RETRY_SCHEDULE = (1, 5, 30, 120, 600, 1800)
 DEFAULT_WEBHOOK_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 
@@ -35,7 +36,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     data_dir: Path = Path(".data")
     admin_token: str | None = Field(default=None, min_length=16)
-    secret_key: str | None = Field(default=None, min_length=32)
+    secret_key: str | None = Field(default=None, min_length=MIN_SECRET_KEY_LENGTH)
+    secret_key_previous: Annotated[tuple[str, ...], NoDecode] = ()
     apple_root_certificates: Annotated[tuple[Path, ...], NoDecode] = ()
     apple_online_checks: bool = True
     apple_api_base_url: str | None = None
@@ -47,9 +49,15 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] | None = None
     customer_token_ttl: int = Field(default=900, ge=60, le=86400)
     jwt_private_key: str | None = None
+    jwt_private_key_previous: str | None = None
     run_worker: bool = True  # set by `serve --no-worker`
     worker_concurrency: int = Field(default=16, ge=1, le=1000)
     job_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+
+    @field_validator("jwt_private_key_previous")
+    @classmethod
+    def _unset_when_empty(cls, value: str | None) -> str | None:
+        return value or None
 
     @field_validator("database_url")
     @classmethod
@@ -73,6 +81,20 @@ class Settings(BaseSettings):
         missing = [str(p) for p in value if not p.is_file()]
         if missing:
             raise ValueError(f"no such file: {', '.join(missing)}")
+        return value
+
+    @field_validator("secret_key_previous", mode="before")
+    @classmethod
+    def _previous_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value
+
+    @field_validator("secret_key_previous")
+    @classmethod
+    def _previous_keys_long_enough(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(len(key) < MIN_SECRET_KEY_LENGTH for key in value):
+            raise ValueError(f"each key must have at least {MIN_SECRET_KEY_LENGTH} characters")
         return value
 
     @field_validator("sync_retry_schedule", "webhook_retry_schedule", mode="before")

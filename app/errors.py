@@ -59,6 +59,13 @@ class InvalidCredentials(CleengError):
     status, code, message = 401, "AUTH0002", "Invalid credentials"
 
 
+class TokenExpired(InvalidCredentials):
+    """An authentic customer JWT whose `exp` has passed (SPEC §7): the code of any bad credential,
+    with a message that says what to do (get a new token)."""
+
+    message = "Token expired"
+
+
 class Forbidden(CleengError):
     status, code, message = 403, "AUTH0003", "Forbidden"
 

@@ -56,14 +56,17 @@ async def build_context(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     clock = clock or SystemClock()
     db = await Database.open(resolve_database_url(settings.database_url, settings.data_dir))
-    secrets = SecretBox(load_secret_key(settings.secret_key, settings.data_dir))
+    key = load_secret_key(settings.secret_key, settings.data_dir)
+    secrets = SecretBox(key, settings.secret_key_previous)
     waker = Waker(db)
     return Context(
         settings=settings,
         clock=clock,
         db=db,
         secrets=secrets,
-        signing_key=load_signing_key(settings.jwt_private_key, settings.data_dir),
+        signing_key=load_signing_key(
+            settings.jwt_private_key, settings.data_dir, settings.jwt_private_key_previous
+        ),
         apple=AppleGateway(settings),
         webhooks=WebhookSender(settings, secrets, db, clock, waker.poke),
         waker=waker,

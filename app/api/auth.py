@@ -6,16 +6,26 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from fastapi import Depends, Header, Path
 
 from app.admin import repository as admin
 from app.api.deps import Ctx
 from app.callers import Caller, CallerKind
 from app.context import Context
-from app.errors import Forbidden, InvalidCredentials, InvalidHeaders, MissingCredentials, NotFound
-from app.security import tokens_equal
+from app.errors import (
+    Forbidden,
+    InvalidCredentials,
+    InvalidHeaders,
+    MissingCredentials,
+    NotFound,
+    TokenExpired,
+)
+from app.security import SigningKey, tokens_equal
 
 JWT_ALGORITHM = "RS256"
+JWT_ISSUER = "storekit-sync"
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "customerId", "publisherId"]
 MAX_ID = 2**63 - 1
 JWT_LEEWAY = 5
 
@@ -27,6 +37,7 @@ def issue_customer_jwt(
 ) -> tuple[str, datetime]:
     expires = now + timedelta(seconds=context.settings.customer_token_ttl)
     claims = {
+        "iss": JWT_ISSUER,
         "customerId": customer_id,
         "publisherId": publisher_id,
         "iat": int(now.timestamp()),
@@ -38,23 +49,32 @@ def issue_customer_jwt(
 
 
 def _check_expiry(claims: dict[str, Any], now: datetime) -> None:
-    """`exp` is checked against the service's clock, the one that set it."""
+    """`exp` is checked against the service's clock, the one that set it, and only once the
+    signature is verified: a forged token never learns more than "Invalid credentials"."""
     expires = claims["exp"]
-    if not isinstance(expires, int | float) or expires <= now.timestamp() - JWT_LEEWAY:
+    if not isinstance(expires, int | float):
         raise InvalidCredentials()
+    if expires <= now.timestamp() - JWT_LEEWAY:
+        raise TokenExpired()
+
+
+def _verifying_key(key: SigningKey, token: str) -> RSAPublicKey:
+    """The key the token's `kid` names (the current one when it names none), loaded at start."""
+    kid = jwt.get_unverified_header(token).get("kid", key.kid)
+    public = key.verifying_key(kid) if isinstance(kid, str) else None
+    if public is None:
+        raise InvalidCredentials()
+    return public
 
 
 def decode_customer_jwt(context: Context, token: str) -> Caller:
-    key = context.signing_key
     try:
-        header = jwt.get_unverified_header(token)
-        if header.get("kid", key.kid) != key.kid:
-            raise InvalidCredentials()
         claims: dict[str, Any] = jwt.decode(
             token,
-            key.public_key,
+            _verifying_key(context.signing_key, token),
             algorithms=[JWT_ALGORITHM],
-            options={"require": ["exp", "iat", "customerId", "publisherId"], "verify_exp": False},
+            issuer=JWT_ISSUER,
+            options={"require": REQUIRED_CLAIMS, "verify_exp": False},
         )
     except jwt.PyJWTError as exc:
         raise InvalidCredentials() from exc

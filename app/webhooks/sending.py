@@ -1,7 +1,13 @@
 """One delivery attempt over HTTP: the Cleeng envelope, Standard Webhooks signature, the POST.
 
-One shared `httpx.AsyncClient` serves every delivery of a process (`app.webhooks.delivery`). Redirects are not followed and proxies from the environment
-are not used: a delivery goes where the checked URL says, and nowhere else.
+One shared `httpx.AsyncClient` serves every delivery of a process (`app.webhooks.delivery`).
+Redirects are not followed and proxies from the environment
+are not used: a delivery goes where the checked URL says, and nowhere else. Its transport checks
+every request and every connection (`targets.PinnedTransport`).
+
+An attempt that got no answer is recorded as a category the publisher can act on (timed out,
+connection refused, TLS certificate not valid for the host...), never an exception's own text,
+an address or an errno: `lastError` must not tell anyone which ports are open where.
 """
 
 from __future__ import annotations
@@ -9,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,19 +27,41 @@ from standardwebhooks import Webhook
 
 from app.config import Settings
 from app.webhooks.schedule import RETRY_AFTER_STATUSES, retry_after_seconds
-from app.webhooks.targets import TargetRefused, check_target, parse_url, pinned
+from app.webhooks.targets import (
+    PinnedTransport,
+    PrivateAddress,
+    Resolver,
+    TargetGuard,
+    TargetRefused,
+    UnresolvableHost,
+    parse_url,
+)
 
 USER_AGENT = "storekit-sync-webhooks/0.1"
 MAX_RESPONSE_BYTES = 64 * 1024
-MAX_ERROR_LENGTH = 500
+NOT_SENT_PRIVATE = "not sent: the URL resolves to a private, loopback or link-local address"
+UNRESOLVED = "could not resolve the host"
+REFUSED = "connection refused"
+CERTIFICATE = "TLS certificate not valid for the host"
+TLS_FAILED = "TLS handshake failed"
+CLOSED = "connection closed without an answer"
+CONNECTION_FAILED = "connection failed"
 
 
-def new_http_client(settings: Settings) -> httpx.AsyncClient:
+def new_http_client(
+    settings: Settings,
+    *,
+    resolver: Resolver | None = None,
+    verify: ssl.SSLContext | bool = True,
+) -> httpx.AsyncClient:
+    """The webhook client: every connection to a checked address (`resolver` looks names up,
+    the system's DNS by default), certificates verified (against `verify`'s roots if given)."""
     timeout = httpx.Timeout(settings.webhook_timeout, connect=min(settings.webhook_timeout, 5.0))
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30)
+    guard = TargetGuard(settings.webhook_allow_private_networks, resolver)
     return httpx.AsyncClient(
+        transport=PinnedTransport(guard, verify=verify, limits=limits),
         timeout=timeout,
-        limits=limits,
         follow_redirects=False,
         trust_env=False,
         headers={"User-Agent": USER_AGENT},
@@ -93,13 +123,11 @@ async def _read_some(response: httpx.Response) -> None:
 
 
 async def _post(
-    client: httpx.AsyncClient, message: Message, allow_private: bool, now: datetime
+    client: httpx.AsyncClient, message: Message, now: datetime
 ) -> tuple[int, float | None]:
     url = parse_url(message.url)
-    addresses = await check_target(url, allow_private)  # again: DNS may have changed
-    target, host = pinned(url, addresses[0] if addresses else None)
-    headers = {**signature_headers(message, signing_time()), **host}
-    request = client.build_request("POST", target, content=message.body.encode(), headers=headers)
+    headers = signature_headers(message, signing_time())
+    request = client.build_request("POST", url, content=message.body.encode(), headers=headers)
     response = await client.send(request, stream=True)
     try:
         await _read_some(response)
@@ -110,27 +138,60 @@ async def _post(
     return response.status_code, retry_after_seconds(retry_after, now) if waits else None
 
 
-def _error_text(text: str) -> str:
-    return text[:MAX_ERROR_LENGTH]
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what caused it, through httpx's and httpcore's wrapping (which keeps the original
+    as a cause, as the context, or as the first argument)."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [current.__cause__, current.__context__, *current.args]
+        pending += [e for e in linked if isinstance(e, BaseException)]
+
+
+def _connection_failure(exc: httpx.HTTPError) -> str:
+    """What went wrong on the way to an answer, as a category; never the exception's text."""
+    causes = list(_chain(exc))
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in causes):
+        return CERTIFICATE
+    if any(isinstance(e, ssl.SSLError) for e in causes):
+        return TLS_FAILED
+    if any(isinstance(e, ConnectionRefusedError) for e in causes):
+        return REFUSED
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return CLOSED
+    return CONNECTION_FAILED
+
+
+def _refusal(exc: TargetRefused) -> str:
+    if isinstance(exc, UnresolvableHost):
+        return UNRESOLVED
+    if isinstance(exc, PrivateAddress):
+        return NOT_SENT_PRIVATE
+    return f"not sent: the URL {exc}"  # fixed texts of `targets`, about the URL's form
 
 
 async def send(
     client: httpx.AsyncClient, message: Message, settings: Settings, now: datetime
 ) -> Answer:
     """Try one delivery within WEBHOOK_TIMEOUT in all; never raises for the endpoint's faults."""
-    timeout, allow_private = settings.webhook_timeout, settings.webhook_allow_private_networks
+    timeout = settings.webhook_timeout
     started = time.monotonic()
     status: int | None = None
     retry_after: float | None = None
     try:
         async with asyncio.timeout(timeout):
-            status, retry_after = await _post(client, message, allow_private, now)
+            status, retry_after = await _post(client, message, now)
         error = None if 200 <= status < 300 else f"HTTP {status}"
     except TargetRefused as exc:
-        error = f"not sent: the URL {exc}"
+        error = _refusal(exc)
     except (TimeoutError, httpx.TimeoutException):
         error = f"timed out after {timeout:g} s"
     except httpx.HTTPError as exc:
-        error = _error_text(f"connection failed: {type(exc).__name__}: {exc}")
+        error = _connection_failure(exc)
     duration_ms = int((time.monotonic() - started) * 1000)
     return Answer(status, error, retry_after, duration_ms)

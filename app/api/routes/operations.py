@@ -40,4 +40,4 @@ async def metrics(context: Ctx) -> Response:
 
 @router.get("/.well-known/jwks.json", tags=["auth"], operation_id="jwks")
 async def jwks(context: Ctx) -> dict[str, list[dict[str, str]]]:
-    return {"keys": [context.signing_key.jwk]}
+    return {"keys": context.signing_key.jwks}
