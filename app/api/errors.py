@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
+from app.db import DatabaseUnavailable
+
+log = logging.getLogger("app.errors")
 
 _LOCATION_ERRORS: dict[str, type[errors.CleengError]] = {
     "path": errors.InvalidPathParameters,
@@ -27,7 +31,8 @@ _STATUS_ERRORS: dict[int, type[errors.CleengError]] = {
 def _error_response(
     error: errors.CleengError, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+    merged = {**error.headers(), **(headers or {})}
+    return JSONResponse(error.body(), status_code=error.status, headers=merged)
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -59,7 +64,14 @@ async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
     return _error_response(error_class(), headers=exc.headers)
 
 
+async def on_database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    """A lost or refused database connection is never a 500 (SPEC §2)."""
+    log.warning("database unavailable: %s", exc)
+    return _error_response(errors.ServiceUnavailable())
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(DatabaseUnavailable, on_database_unavailable)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(errors.CleengError, on_cleeng_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
