@@ -19,7 +19,7 @@ from enum import StrEnum
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from app.middleware import HttpMiddleware
+from app.simulator.middleware import HttpMiddleware
 
 DROP_MARK = b"x-simulator-drop"
 
