@@ -10,10 +10,10 @@ from starlette.responses import Response
 
 from app.simulator import control, control_tools
 from app.simulator.apple_api import build_router
+from app.simulator.delivery import Notifier
 from app.simulator.errors import EarlyAnswer
 from app.simulator.faults import DropConnectionMiddleware
 from app.simulator.model import Environment
-from app.simulator.notifications import Notifier
 from app.simulator.state import SimulatorState
 
 DESCRIPTION = (

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from appstoreserverlibrary.api_client import APIException, AsyncAppStoreServerAPIClient
 from appstoreserverlibrary.models.Environment import Environment
 from appstoreserverlibrary.models.JWSRenewalInfoDecodedPayload import JWSRenewalInfoDecodedPayload
 from appstoreserverlibrary.models.JWSTransactionDecodedPayload import JWSTransactionDecodedPayload
@@ -131,3 +132,17 @@ def verified_renewal(
 ) -> JWSRenewalInfoDecodedPayload:
     assert signed is not None
     return verifier.verify_and_decode_renewal_info(signed)
+
+
+def bearer(client: AsyncAppStoreServerAPIClient) -> dict[str, str]:
+    """The headers Apple's client would send, for calls its methods cannot make (bad input)."""
+    return {"Authorization": f"Bearer {client._generate_token()}"}
+
+
+async def apple_error(call: Awaitable[object]) -> tuple[int, int | None]:
+    """The HTTP status and Apple error code that Apple's client raised for ``call``."""
+    try:
+        await call
+    except APIException as error:
+        return error.http_status_code, error.raw_api_error
+    raise AssertionError("the call succeeded")
