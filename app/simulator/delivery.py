@@ -4,7 +4,8 @@ A post succeeds when the server answers 200 to 206; any other status is
 ``UNSUCCESSFUL_HTTP_RESPONSE_CODE``. Transport failures map onto Apple's ``sendAttemptResult``
 values: a refused connection (the server is down) is ``SOCKET_ISSUE``, a timeout ``TIMED_OUT``, a
 failed TLS handshake ``TLS_ISSUE``, a redirect loop ``CIRCULAR_REDIRECT``, a connection closed
-before any answer ``NO_RESPONSE`` and during one ``PREMATURE_CLOSE``.
+before any answer ``NO_RESPONSE`` and during one ``PREMATURE_CLOSE``, an answer that is not HTTP
+``INVALID_RESPONSE``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from app.simulator.model import DeliveryAttempt, SendAttemptResult
 SUCCESS_CODES = range(200, 207)
 MAX_REDIRECTS = 10
 _NO_ANSWER = "without sending a response"
+_CUT_SHORT = "peer closed connection"
 
 
 def result_of_status(status_code: int) -> SendAttemptResult:
@@ -46,9 +48,10 @@ def result_of_error(error: httpx.HTTPError) -> SendAttemptResult:
         return SendAttemptResult.CIRCULAR_REDIRECT
     if _caused_by_tls(error):
         return SendAttemptResult.TLS_ISSUE
-    if isinstance(error, httpx.RemoteProtocolError):
-        no_answer = _NO_ANSWER in str(error)
-        return SendAttemptResult.NO_RESPONSE if no_answer else SendAttemptResult.PREMATURE_CLOSE
+    if isinstance(error, httpx.RemoteProtocolError) and _NO_ANSWER in str(error):
+        return SendAttemptResult.NO_RESPONSE
+    if isinstance(error, httpx.RemoteProtocolError) and _CUT_SHORT in str(error):
+        return SendAttemptResult.PREMATURE_CLOSE
     if isinstance(error, httpx.ProtocolError | httpx.DecodingError):
         return SendAttemptResult.INVALID_RESPONSE
     if isinstance(error, httpx.NetworkError):

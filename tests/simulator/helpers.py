@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from appstoreserverlibrary.api_client import APIException, AsyncAppStoreServerAPIClient
@@ -20,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 JsonDict = dict[str, Any]
+T = TypeVar("T")
 DEADLINE_SECONDS = 5.0
 
 
@@ -146,3 +149,23 @@ async def apple_error(call: Awaitable[object]) -> tuple[int, int | None]:
     except APIException as error:
         return error.http_status_code, error.raw_api_error
     raise AssertionError("the call succeeded")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], within: float = DEADLINE_SECONDS
+) -> T:
+    """Await ``probe`` until it gives something other than ``None``, failing after ``within`` s."""
+    deadline = time.monotonic() + within
+    while (found := await probe()) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(0.01)
+    return found
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: posting to it is refused, as to a server that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/notifications"
