@@ -1,8 +1,10 @@
 """Apple's App Store Server API paths, with Apple's answers, authentication, limits and errors.
 
-See ``api_transactions`` (reading transactions), ``api_updates`` (app account token,
-consumption, finishing) and ``api_notifications`` (notification history, test notifications);
-``calls`` has what they share: a call is authenticated first (401, empty body), then injected
+Every call of Apple's ``app-store-server-library`` but its Retention Messaging and Advanced
+Commerce ones: see ``api_transactions`` (reading transactions), ``api_updates`` (app account
+token, consumption, finishing), ``api_notifications`` (notification history, test notifications)
+and ``api_extensions`` (renewal-date extensions); ``calls`` has what they share: a call is
+authenticated first (401, empty body), then counted against its rate limit (429), then injected
 faults apply, then the request is checked and answered.
 """
 
@@ -10,11 +12,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.simulator import api_notifications, api_transactions, api_updates
+from app.simulator import api_extensions, api_notifications, api_transactions, api_updates
 from app.simulator.calls import TAG
 from app.simulator.model import Environment
 
-MODULES = (api_transactions, api_updates, api_notifications)
+MODULES = (api_transactions, api_updates, api_notifications, api_extensions)
 
 
 def build_router(environment: Environment | None) -> APIRouter:
