@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from app.simulator import control, control_tools
+from app.simulator import control, control_limits, control_tools
 from app.simulator.apple_api import build_router
 from app.simulator.delivery import Notifier
 from app.simulator.errors import EarlyAnswer
@@ -52,5 +52,6 @@ def create_app(state: SimulatorState | None = None) -> FastAPI:
     app.include_router(build_router(Environment.PRODUCTION), prefix="/production")
     app.include_router(control.router)
     app.include_router(control_tools.router)
+    app.include_router(control_limits.router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["simulator"])
     return app

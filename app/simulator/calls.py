@@ -1,5 +1,6 @@
 """What every App Store Server API call does first: authenticate (401, empty body), then count it
-against the app's rate limit (429), then injected faults; and the look-ups the calls share.
+against the app's rate limit (429, see ``ratelimit``), then injected faults; and the look-ups the
+calls share.
 
 Apple has one host per environment; the simulator has one. Under ``/inApps/...`` it serves every
 transaction whatever its environment (the payload's ``environment`` says where it was made, and a
@@ -93,13 +94,40 @@ async def apply_faults(state: SimulatorState, about: str | None) -> None:
         raise EarlyAnswer(_fault_answer(state, answer))
 
 
+def _charged_environment(
+    state: SimulatorState, app: App, environment: Environment | None, about: str | None
+) -> Environment:
+    """Whose budget a call uses: its host's environment; at the root, that of the transaction it
+    names, else the app's."""
+    if environment is not None:
+        return environment
+    customer = state.customer_of(about) if about else None
+    if customer is not None and customer[0] == app.bundle_id:
+        return customer[1]
+    return app.environment
+
+
+def check_rate(
+    state: SimulatorState,
+    app: App,
+    environment: Environment | None,
+    endpoint: str,
+    about: str | None,
+) -> None:
+    charged = _charged_environment(state, app, environment, about)
+    retry_at = state.limits.admit(app.bundle_id, charged, endpoint, state.now())
+    if retry_at is not None:
+        raise apple_error(ErrorCode.RATE_LIMIT_EXCEEDED, {"Retry-After": str(retry_at)})
+
+
 async def begin(
     request: Request, environment: Environment | None, endpoint: str, about: str | None = None
 ) -> Scope:
-    """Authenticate the call, then apply faults. Plain calls rather than nested dependencies:
-    FastAPI's dependency solving was half the cost of a request."""
+    """Authenticate the call, count it against its rate limit, then apply faults. Plain calls
+    rather than nested dependencies: FastAPI's dependency solving was half the cost of a request."""
     state = state_of(request)
     app = authenticate(state, request.headers.get("authorization"))
+    check_rate(state, app, environment, endpoint, about)
     await apply_faults(state, about)
     return Scope(state, app, environment)
 

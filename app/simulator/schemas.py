@@ -206,3 +206,45 @@ class FaultOut(Answer):
     delay_seconds: float
     retry_after_ms: int
     hits: int
+
+
+class RateLimitsUpdate(Body):
+    enabled: bool | None = None
+    window_seconds: float | None = Field(
+        default=None, gt=0, description="the window budgets apply over; default 3600 (Apple's hour)"
+    )
+    budget: int | None = Field(
+        default=None,
+        ge=0,
+        description="calls per window for every limited endpoint of every app; null: Apple's "
+        "figures (rate x window, a tenth of it in the sandbox)",
+    )
+
+
+class AppRateLimit(Body):
+    budget: int = Field(ge=0, description="calls per window")
+    window_seconds: float | None = Field(default=None, gt=0, description="default: the global one")
+    environment: Environment | None = Field(default=None, description="default: both")
+    endpoint: str | None = Field(default=None, description="default: every limited endpoint")
+
+
+class AppRateLimitOut(Answer):
+    bundle_id: str
+    budget: int
+    window_seconds: float | None
+    environment: Environment | None
+    endpoint: str | None
+
+
+class EndpointLimit(Answer):
+    per_second: float = Field(description="Apple's production rate")
+    production: int = Field(serialization_alias="Production")
+    sandbox: int = Field(serialization_alias="Sandbox")
+
+
+class RateLimitsOut(Answer):
+    enabled: bool
+    window_seconds: float
+    budget: int | None
+    endpoints: dict[str, EndpointLimit] = Field(description="each endpoint's budget per window")
+    overrides: list[AppRateLimitOut]

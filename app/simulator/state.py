@@ -22,6 +22,7 @@ from app.simulator.model import (
     TestNotification,
     Transaction,
 )
+from app.simulator.ratelimit import RateLimits
 from app.simulator.signing import JwsSigner
 
 FIRST_TRANSACTION_ID = 2_000_000_000_000_000
@@ -96,6 +97,7 @@ class SimulatorState:
         default_notification_url: str | None = None,
         notification_timeout: float = 10.0,
         first_transaction_id: int = FIRST_TRANSACTION_ID,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.chain = chain if chain is not None else generate_chain()
         self.signer = JwsSigner(self.chain)
@@ -105,10 +107,12 @@ class SimulatorState:
         self.default_notification_url = default_notification_url
         self.notification_timeout = notification_timeout
         self.counters = Counters(first_transaction_id)
+        self.limits = rate_limits if rate_limits is not None else RateLimits()
         self.reset()
 
     def reset(self) -> None:
-        """Forget apps, keys, purchases, faults and notifications; keep the chain and id counters."""
+        """Forget apps, keys, purchases, faults, notifications, requests and apps' rate budgets;
+        keep the chain, the id counters and the rate limits' configuration."""
         self.apps: dict[str, App] = {}
         self.keys: dict[str, ApiKey] = {}
         self.purchases: dict[str, Purchase] = {}
@@ -122,6 +126,7 @@ class SimulatorState:
         self._customers: dict[Customer, list[str]] = {}
         self.faults.clear()
         self.tokens.clear()
+        self.limits.clear()
 
     def now(self) -> int:
         return self.clock()
