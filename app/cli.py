@@ -52,7 +52,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_simulator(args: argparse.Namespace) -> int:
     from app.simulator.server import serve
 
-    serve(host=args.host, port=args.port, cert_dir=args.cert_dir, notify_url=args.notify_url)
+    serve(
+        host=args.host,
+        port=args.port,
+        cert_dir=args.cert_dir,
+        notify_url=args.notify_url,
+        state_file=args.state_file,
+    )
     return 0
 
 
@@ -153,6 +159,9 @@ def _parser() -> argparse.ArgumentParser:
     simulator.add_argument("--port", type=int, default=9000)
     simulator.add_argument("--cert-dir", type=Path, default=None)
     simulator.add_argument("--notify-url", default=None)
+    simulator.add_argument(
+        "--state-file", type=Path, default=None, help="keep state across restarts"
+    )
     simulator.set_defaults(func=cmd_simulator)
     return parser
 

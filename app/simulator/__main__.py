@@ -1,4 +1,4 @@
-"""``python -m app.simulator [--host] [--port] [--cert-dir] [--notify-url]``."""
+"""``python -m app.simulator [--host] [--port] [--cert-dir] [--notify-url] [--state-file]``."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--cert-dir", type=Path, default=None)
     parser.add_argument("--notify-url", default=None)
+    parser.add_argument("--state-file", type=Path, default=None)
     args = parser.parse_args()
-    serve(args.host, args.port, args.cert_dir, args.notify_url)
+    serve(args.host, args.port, args.cert_dir, args.notify_url, state_file=args.state_file)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,11 @@ async def _notify(
     await deliver(state, notifier, purchase_notification(state, purchase, notice))
 
 
+async def _notify_and_keep(state: SimulatorState, notifier: Notifier, purchase: Purchase) -> None:
+    await _notify(state, notifier, purchase, EXTENDED)
+    state.persist()
+
+
 def extend_one(
     scope: Scope, notifier: Notifier, original_id: str, body: dict[str, Any]
 ) -> dict[str, object]:
@@ -76,7 +81,7 @@ def extend_one(
         raise apple_error(refused)
     expires = extend(purchase, days, state.now())
     state.extensions[key] = Extension(*key, purchase.latest.web_order_line_item_id, expires)
-    notifier.spawn(_notify(state, notifier, purchase, EXTENDED))
+    notifier.spawn(_notify_and_keep(state, notifier, purchase))
     return _extension_body(state.extensions[key])
 
 
@@ -125,6 +130,7 @@ async def run_mass(state: SimulatorState, notifier: Notifier, mass: MassExtensio
             await _notify(state, notifier, purchase, FAILED)
     mass.complete_date = state.now()
     await deliver(state, notifier, summary_notification(state, mass))
+    state.persist()
 
 
 def extend_all(scope: Scope, notifier: Notifier, body: dict[str, Any]) -> dict[str, object]:

@@ -33,6 +33,7 @@ def notifier_of(request: Request) -> Notifier:
 
 async def _send(state: SimulatorState, notifier: Notifier, record: NotificationRecord) -> None:
     await deliver(state, notifier, record)
+    state.persist()
 
 
 def request_test(scope: Scope, notifier: Notifier) -> dict[str, object]:

@@ -13,6 +13,7 @@ from app.simulator.apple_api import build_router
 from app.simulator.delivery import Notifier
 from app.simulator.errors import EarlyAnswer
 from app.simulator.faults import DropConnectionMiddleware
+from app.simulator.middleware import PersistChanges
 from app.simulator.model import Environment
 from app.simulator.state import SimulatorState
 
@@ -46,6 +47,8 @@ def create_app(state: SimulatorState | None = None) -> FastAPI:
     app.state.simulator = state
     app.state.notifier = notifier
     app.add_middleware(DropConnectionMiddleware)
+    if state.store is not None:
+        app.add_middleware(PersistChanges, persist=state.persist)
     app.add_exception_handler(EarlyAnswer, _early_answer)
     app.include_router(build_router(None))
     app.include_router(build_router(Environment.SANDBOX), prefix="/sandbox")

@@ -6,6 +6,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -22,6 +23,7 @@ from app.simulator.model import (
     TestNotification,
     Transaction,
 )
+from app.simulator.persistence import StateFile, chain_in, restore, snapshot
 from app.simulator.ratelimit import RateLimits
 from app.simulator.signing import JwsSigner
 
@@ -86,7 +88,11 @@ class Counters:
 
 
 class SimulatorState:
-    """The simulator's memory. ``clock`` returns "now" in Unix milliseconds (default: wall clock)."""
+    """The simulator's memory. ``clock`` returns "now" in Unix milliseconds (default: wall clock).
+
+    With ``state_file``, the state is read from that file if it exists (its certificate chain
+    unless ``chain`` is given) and written to it by :meth:`persist` (see ``persistence``).
+    """
 
     def __init__(
         self,
@@ -98,8 +104,13 @@ class SimulatorState:
         notification_timeout: float = 10.0,
         first_transaction_id: int = FIRST_TRANSACTION_ID,
         rate_limits: RateLimits | None = None,
+        state_file: Path | None = None,
     ) -> None:
-        self.chain = chain if chain is not None else generate_chain()
+        self.store = StateFile(state_file) if state_file is not None else None
+        saved = self.store.load() if self.store is not None else None
+        if chain is None:
+            chain = chain_in(saved) if saved is not None else generate_chain()
+        self.chain = chain
         self.signer = JwsSigner(self.chain)
         self.clock = clock
         self.faults = FaultBook(random.Random(seed))  # noqa: S311 - not for security
@@ -109,6 +120,14 @@ class SimulatorState:
         self.counters = Counters(first_transaction_id)
         self.limits = rate_limits if rate_limits is not None else RateLimits()
         self.reset()
+        if saved is not None:
+            restore(self, saved)
+        self.persist()
+
+    def persist(self) -> None:
+        """Write the state to its file, if it has one."""
+        if self.store is not None:
+            self.store.save(snapshot(self))
 
     def reset(self) -> None:
         """Forget apps, keys, purchases, faults, notifications, requests and apps' rate budgets;
