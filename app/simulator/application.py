@@ -13,7 +13,7 @@ from app.simulator.apple_api import build_router
 from app.simulator.delivery import Notifier
 from app.simulator.errors import EarlyAnswer
 from app.simulator.faults import DropConnectionMiddleware
-from app.simulator.middleware import PersistChanges
+from app.simulator.middleware import ControlToken, PersistChanges
 from app.simulator.model import Environment
 from app.simulator.state import SimulatorState
 
@@ -33,8 +33,9 @@ async def _healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def create_app(state: SimulatorState | None = None) -> FastAPI:
-    """The simulator, over ``state`` (a new one, with a new certificate chain, by default)."""
+def create_app(state: SimulatorState | None = None, control_token: str | None = None) -> FastAPI:
+    """The simulator, over ``state`` (a new one, with a new certificate chain, by default); with
+    ``control_token``, its control API (``/sim``) needs ``Authorization: Bearer <token>``."""
     state = state if state is not None else SimulatorState()
     notifier = Notifier(state.notification_timeout)
 
@@ -49,6 +50,8 @@ def create_app(state: SimulatorState | None = None) -> FastAPI:
     app.add_middleware(DropConnectionMiddleware)
     if state.store is not None:
         app.add_middleware(PersistChanges, persist=state.persist)
+    if control_token:
+        app.add_middleware(ControlToken, token=control_token)
     app.add_exception_handler(EarlyAnswer, _early_answer)
     app.include_router(build_router(None))
     app.include_router(build_router(Environment.SANDBOX), prefix="/sandbox")
