@@ -18,8 +18,10 @@ from app.simulator.model import Environment
 from app.simulator.state import SimulatorState
 
 DESCRIPTION = (
-    "Stands in for Apple's App Store Server API (same paths, authentication, errors and "
-    "signatures, with its own certificate chain) and posts App Store Server Notifications V2. "
+    "Stands in for Apple's App Store Server API: every call of Apple's app-store-server-library "
+    "but Retention Messaging and Advanced Commerce, with Apple's paths, authentication, rate "
+    "limits, errors and signatures (its own certificate chain). Posts App Store Server "
+    "Notifications V2 and keeps each with its send attempts (Get Notification History). "
     "Control it under /sim."
 )
 
