@@ -87,7 +87,7 @@ async def test_the_rate_resumes_when_the_window_closes(
     control: httpx.AsyncClient, app: SimApp, apple: MakeClient
 ) -> None:
     bought = await buy(control, app)
-    await _limit(control, app, budget=2, windowSeconds=0.5)
+    await _limit(control, app, budget=2, windowSeconds=1.5)
     client = apple(app)
     watch = RetryAfter(client)
     for _ in range(2):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from appstoreserverlibrary.api_client import AsyncAppStoreServerAPIClient
 from appstoreserverlibrary.models.ExtendReasonCode import ExtendReasonCode
 from appstoreserverlibrary.models.ExtendRenewalDateRequest import ExtendRenewalDateRequest
 from appstoreserverlibrary.models.NotificationHistoryRequest import NotificationHistoryRequest
@@ -26,6 +27,7 @@ from tests.simulator.helpers import (
     act,
     buy,
     closed_port_url,
+    eventually,
     register_app,
     verified_transaction,
     wait_until,
@@ -107,7 +109,7 @@ async def test_everything_a_restart_needs_is_kept(
         )
         extended = await client.extend_subscription_renewal_date(bought["transactionId"], request)
         token = str((await client.request_test_notification()).testNotificationToken)
-        wait_until(lambda: bool(first.state.notifications) and _tested(first, token))
+        await eventually(lambda: _sent_in_background(client))
         root = first.root_der
     with SimulatorServer(state_file=path) as second:
         assert second.root_der == root
@@ -134,14 +136,11 @@ async def test_everything_a_restart_needs_is_kept(
         )
 
 
-def _tested(server: SimulatorServer, token: str) -> bool:
-    test = server.state.test_notifications.get(token)
-    record = server.state.notifications.get(test.notification_uuid) if test else None
-    extended = any(
-        r.notice.notification_type == "RENEWAL_EXTENDED" and r.attempts
-        for r in server.state.notifications.values()
-    )
-    return record is not None and bool(record.attempts) and extended
+async def _sent_in_background(client: AsyncAppStoreServerAPIClient) -> bool | None:
+    """Whether the extension's and the test's notifications have been attempted, per Apple's API."""
+    history = (await client.get_notification_history(None, _window())).notificationHistory or []
+    attempted = [i for i in history if i.sendAttempts]
+    return True if len(attempted) == 4 else None
 
 
 def test_the_file_is_written_atomically_and_privately(tmp_path: Path) -> None:
