@@ -70,20 +70,37 @@ class Publisher(Base):
 
 
 class StoreKit2Integration(Base):
-    """A publisher's App Store Connect key and app. The private key is stored encrypted."""
+    """A publisher's StoreKit 2 integration, on or off. Its apps, each with its App Store Connect
+    key, are `storekit2_apps`."""
 
     __tablename__ = "storekit2_integrations"
 
     publisher_id: Mapped[int] = mapped_column(
         ForeignKey("publishers.id", ondelete="CASCADE"), primary_key=True
     )
-    bundle_id: Mapped[str] = mapped_column(String(155))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = updated_at()
+
+
+class StoreKit2App(Base):
+    """One app of a publisher: its bundle id, Apple app id and In-App Purchase key (stored
+    sealed), and the environments it is asked in."""
+
+    __tablename__ = "storekit2_apps"
+    __table_args__ = (
+        CheckConstraint("environment IN ('Production', 'Sandbox', 'Auto')", name="environment"),
+    )
+
+    publisher_id: Mapped[int] = mapped_column(
+        ForeignKey("storekit2_integrations.publisher_id", ondelete="CASCADE"), primary_key=True
+    )
+    bundle_id: Mapped[str] = mapped_column(String(155), primary_key=True)
     app_apple_id: Mapped[int | None] = mapped_column(BigInteger)
     issuer_id: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str] = mapped_column(String(32))
     private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     environment: Mapped[str] = mapped_column(String(16))
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
 
@@ -174,6 +191,8 @@ class Synchronization(Base):
     )
     id: Mapped[str] = mapped_column(String(256), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
+    # The app asked for (None: any of the publisher's), then the app Apple knew it in.
+    bundle_id: Mapped[str | None] = mapped_column(String(155))
     transaction_id: Mapped[str] = mapped_column(String(32))
     purchase_key: Mapped[str | None] = mapped_column(String(32))
     customer_id: Mapped[int] = mapped_column(BigInteger)
@@ -223,6 +242,7 @@ class Subscription(Base):
     original_transaction_id: Mapped[str] = mapped_column(String(32))
     latest_transaction_id: Mapped[str] = mapped_column(String(32))
     environment: Mapped[str] = mapped_column(String(16))
+    bundle_id: Mapped[str | None] = mapped_column(String(155))  # the app of the purchase
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     grace_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

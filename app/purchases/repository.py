@@ -1,8 +1,8 @@
 """The `synchronizations` table: its one writer and its readers, and the reads a sync needs.
 
 A register is one statement, one round trip, with no transaction around it: the checks (the
-integration, the customer, the purchase a known transaction belongs to, a replayed id), then the
-sync and its job, only if they pass. A finalize locks the sync row (`lock`) and writes it back
+integration, the app asked for, the customer, the purchase a known transaction belongs to, a
+replayed id), then the sync and its job, only if they pass. A finalize locks the sync row (`lock`) and writes it back
 (`save`) in its job's transaction.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from app.apple.gateway import FIELDS as INTEGRATION_FIELDS
+from app.apple.gateway import FIELDS as APP_FIELDS
 from app.db import Executor, Row
 from app.enums import (
     JobKind,
@@ -32,6 +32,7 @@ class Sync:
     publisher_id: int
     id: str
     kind: SyncKind
+    bundle_id: str | None
     transaction_id: str
     purchase_key: str | None
     customer_id: int
@@ -62,15 +63,17 @@ def _sync(row: Row) -> Sync:
     return Sync(**values)
 
 
-# Every check of a register or transfer, each lookup served by an index: the integration, the
-# customer, the purchase a known transaction belongs to, and a replayed id.
-# $1 publisher, $2 customer, $3 transactionId, $4 the sync's id (the Correlation-Id, or a new one).
+# Every check of a register or transfer, each lookup served by an index: the integration, the app
+# asked for, the customer, the purchase a known transaction belongs to, and a replayed id.
+# $1 publisher, $2 customer, $3 transactionId, $4 the sync's id (the Correlation-Id, or a new one),
+# $5 the bundleId asked for (NULL: any of the publisher's apps).
 # Each lookup has one index that fits it and no other that could serve it worse (the customer by
 # its key alone): asyncpg keeps the plan PostgreSQL makes on a connection's first executions, and
 # on nearly empty tables every index with publisher_id first costs the same to it.
 FOUND = f"""
 SELECT
   (SELECT active FROM storekit2_integrations WHERE publisher_id = $1) AS active,
+  (SELECT true FROM storekit2_apps WHERE publisher_id = $1 AND bundle_id = $5) AS app,
   coalesce((SELECT publisher_id = $1 FROM customers WHERE id = $2), false) AS customer,
   (SELECT k.original FROM (
      SELECT original_transaction_id AS original FROM subscriptions
@@ -89,34 +92,38 @@ SELECT
 
 def _insert_with_job(purchase_key: str, source: str) -> str:
     """The sync and its job; nothing when the id exists already (a racing replay). Beyond FOUND's:
-    $5 kind, $6 ipAddress, $7 request hash, $8 now, $9 the Correlation-Id (or NULL). Built from
+    $6 kind, $7 ipAddress, $8 request hash, $9 now, $10 the Correlation-Id (or NULL). Built from
     constant fragments only; every value is a bind parameter."""
     job = insert_jobs(
         "sync",
         kind=f"'{JobKind.SYNC}'",
         payload="jsonb_build_object('publisherId', publisher_id, 'synchronizationId', id)",
-        run_at="$8",
+        run_at="$9",
     )
     return f"""
 sync AS (
-  INSERT INTO synchronizations (publisher_id, id, kind, transaction_id, purchase_key,
+  INSERT INTO synchronizations (publisher_id, id, kind, bundle_id, transaction_id, purchase_key,
     customer_id, ip_address, correlation_id, request_hash, status, attempts, created_at,
     updated_at)
-  SELECT $1, $4, $5, $3, {purchase_key}, $2, $6, $9, $7, '{SyncStatus.PROCESSING}', 0, $8, $8
+  SELECT $1, $4, $6, $5, $3, {purchase_key}, $2, $7, $10, $8, '{SyncStatus.PROCESSING}', 0, $9, $9
   FROM {source}
   ON CONFLICT (publisher_id, id) DO NOTHING
   RETURNING publisher_id, id
 ), job AS ({job})"""  # noqa: S608
 
 
+PASSED = (
+    "found WHERE found.active AND ($5::text IS NULL OR found.app) AND found.customer"
+    " AND found.replayed IS NULL"
+)
 REGISTER = f"""
 WITH found AS ({FOUND}),
-{_insert_with_job("found.original", "found WHERE found.active AND found.customer AND found.replayed IS NULL")}
+{_insert_with_job("found.original", PASSED)}
 SELECT found.*, (SELECT id FROM sync) AS inserted FROM found
 """  # noqa: S608
-# A transfer checks the purchase between FOUND and the insert ($10: the purchase).
+# A transfer checks the purchase between FOUND and the insert ($11: the purchase).
 TRANSFER = f"""
-WITH {_insert_with_job("$10", "(VALUES (1)) AS one")}
+WITH {_insert_with_job("$11", "(VALUES (1)) AS one")}
 SELECT id FROM sync
 """  # noqa: S608
 REQUEST_HASH = "SELECT request_hash FROM synchronizations WHERE publisher_id = $1 AND id = $2"
@@ -130,18 +137,27 @@ class Request:
     customer_id: int
     transaction_id: str
     sync_id: str
+    bundle_id: str | None
     kind: SyncKind
     ip_address: str | None
     fingerprint: str
     now: datetime
     correlation_id: str | None
 
-    def arguments(self) -> tuple[object, ...]:
+    def found_arguments(self) -> tuple[object, ...]:
+        """FOUND's parameters."""
         return (
             self.publisher_id,
             self.customer_id,
             self.transaction_id,
             self.sync_id,
+            self.bundle_id,
+        )
+
+    def arguments(self) -> tuple[object, ...]:
+        """REGISTER's (and TRANSFER's but the purchase)."""
+        return (
+            *self.found_arguments(),
             self.kind,
             self.ip_address,
             self.fingerprint,
@@ -152,17 +168,19 @@ class Request:
 
 @dataclass(frozen=True)
 class Found:
-    """What FOUND saw: the integration active (None: none), the customer the publisher's, the
-    purchase the transaction belongs to, the request hash of a sync that has this id already."""
+    """What FOUND saw: the integration active (None: none), the app asked for the publisher's
+    (None: none asked for, or not the publisher's), the customer the publisher's, the purchase the
+    transaction belongs to, the request hash of a sync that has this id already."""
 
     active: bool | None
+    app: bool | None
     customer: bool
     original: str | None
     replayed: str | None
 
     @classmethod
     def of(cls, row: Row) -> Found:
-        return cls(row["active"], row["customer"], row["original"], row["replayed"])
+        return cls(row["active"], row["app"], row["customer"], row["original"], row["replayed"])
 
 
 async def register(db: Executor, request: Request) -> tuple[Found, str | None]:
@@ -174,7 +192,7 @@ async def register(db: Executor, request: Request) -> tuple[Found, str | None]:
 
 
 async def found(db: Executor, request: Request) -> Found:
-    row = await db.fetchrow(FOUND, *request.arguments()[:4])
+    row = await db.fetchrow(FOUND, *request.found_arguments())
     assert row is not None
     return Found.of(row)
 
@@ -211,7 +229,7 @@ async def lock(db: Executor, publisher_id: int, sync_id: str) -> Sync | None:
 SAVE = """
 UPDATE synchronizations SET status = $3, result = $4, access_granted = $5, offer_id = $6,
     original_transaction_id = $7, subscription_id = $8, attempts = $9, last_error = $10,
-    updated_at = $11
+    updated_at = $11, bundle_id = $12
 WHERE publisher_id = $1 AND id = $2
 """
 
@@ -230,21 +248,32 @@ async def save(db: Executor, sync: Sync) -> None:
         sync.attempts,
         sync.last_error,
         sync.updated_at,
+        sync.bundle_id,
     )
 
 
-# What a sync job reads before it asks Apple: the sync's state and transaction, and its
-# publisher's integration (all NULL when there is none).
+# What a sync job reads before it asks Apple: the sync's state and transaction, whether its
+# publisher's integration is on, and the apps to ask, one row each, in the order to ask them: only
+# the app the register named, if it named one; else the app of the purchase the transaction is
+# known to belong to first, then the others, oldest first. (No app: one row, its app columns NULL.)
 LOAD = f"""
-SELECT s.status, s.transaction_id, i.active, {", ".join(f"i.{name}" for name in INTEGRATION_FIELDS)}
+SELECT s.status, s.transaction_id, s.bundle_id AS requested, i.active,
+  {", ".join(f"a.{name}" for name in APP_FIELDS)}
 FROM synchronizations AS s
 LEFT JOIN storekit2_integrations AS i ON i.publisher_id = s.publisher_id
+LEFT JOIN storekit2_apps AS a ON a.publisher_id = s.publisher_id
+  AND (s.bundle_id IS NULL OR a.bundle_id = s.bundle_id)
 WHERE s.publisher_id = $1 AND s.id = $2
+ORDER BY (a.bundle_id = (
+    SELECT max(bundle_id) FROM subscriptions
+    WHERE original_transaction_id = s.purchase_key AND publisher_id = s.publisher_id
+  )) IS TRUE DESC, a.created_at, a.bundle_id
 """  # noqa: S608
 
 
-async def load(db: Executor, publisher_id: int, sync_id: str) -> Row | None:
-    return await db.fetchrow(LOAD, publisher_id, sync_id)
+async def load(db: Executor, publisher_id: int, sync_id: str) -> list[Row]:
+    """LOAD's rows; none when the sync is gone."""
+    return list(await db.fetch(LOAD, publisher_id, sync_id))
 
 
 # After the purchase's lock: the product's offer, and whether notifications wait for this sync.

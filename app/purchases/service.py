@@ -24,11 +24,13 @@ from app.errors import (
     CustomerNotFound,
     Forbidden,
     IntegrationNotActive,
+    InvalidBody,
     InvalidHeaders,
     NotFound,
     PurchaseNotFound,
     SyncInProgress,
     TransferInProgress,
+    detail,
 )
 from app.purchases import payloads, repository
 from app.purchases.repository import Found, Request, Sync
@@ -48,6 +50,7 @@ def _request(
         customer_id=body.cleeng_customer_id,
         transaction_id=body.transaction_id,
         sync_id=correlation_id or str(uuid.uuid4()),
+        bundle_id=body.bundle_id,
         kind=kind,
         ip_address=str(body.ip_address) if body.ip_address else None,
         fingerprint=body.fingerprint(kind),
@@ -56,9 +59,12 @@ def _request(
     )
 
 
-def _check(found: Found) -> None:
+def _check(found: Found, request: Request) -> None:
     if not found.active:
         raise IntegrationNotActive()
+    if request.bundle_id is not None and not found.app:
+        problem = f"{request.bundle_id} is not an app of this publisher"
+        raise InvalidBody(detail("bundleId", problem))
     if not found.customer:
         raise CustomerNotFound()
 
@@ -74,7 +80,7 @@ async def _accepted(db: Executor, request: Request, found: Found, inserted: str 
     """The sync's id: the new one, or the one accepted before for this id."""
     if found.replayed is not None:
         return _replay(found.replayed, request)
-    _check(found)
+    _check(found, request)
     if inserted is not None:
         return inserted
     # The id exists although FOUND did not see it: a replay raced this request.
@@ -116,7 +122,7 @@ async def transfer(
     found = await repository.found(tx, request)
     if found.replayed is not None:
         return _replay(found.replayed, request)
-    _check(found)
+    _check(found, request)
     purchase = await _active_purchase(tx, request.publisher_id, found.original)
     try:
         inserted = await repository.insert_transfer(tx, request, purchase)
@@ -175,6 +181,7 @@ async def settle(tx: Executor, sync: Sync, purchase: ApplePurchase, now: datetim
     settled = await ownership.settle(tx, claim, now)
     _finish(sync, settled.result, settled.granted, now)
     sync.original_transaction_id = original
+    sync.bundle_id = purchase.bundle_id or sync.bundle_id
     if settled.subscription is not None:
         sync.offer_id, sync.subscription_id = offer_id, settled.subscription.id
         first = payloads.validation_succeeded(sync, settled.subscription, now, settled.previous)

@@ -64,6 +64,7 @@ def new_subscription(
         original_transaction_id=purchase.original_transaction_id,
         latest_transaction_id=purchase.latest,
         environment=purchase.environment,
+        bundle_id=purchase.bundle_id,
         expires_at=None,
         grace_expires_at=None,
         revoked_at=None,

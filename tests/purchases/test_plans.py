@@ -70,10 +70,12 @@ def _plan(url: str, sql: str, arguments: list[object]) -> set[tuple[str, str | N
     return {(s["Relation Name"], s.get("Index Name")) for s in scans}
 
 
-def test_the_register_reads_one_row_per_lookup(empty_url: str) -> None:
-    arguments: list[object] = [1, 2, "3", "4", "register", None, "h", NOW, "4"]
+@pytest.mark.parametrize("bundle_id", [None, "com.acme.tv"])
+def test_the_register_reads_one_row_per_lookup(empty_url: str, bundle_id: str | None) -> None:
+    arguments: list[object] = [1, 2, "3", "4", bundle_id, "register", None, "h", NOW, "4"]
     assert _plan(empty_url, REGISTER, arguments) == {
         ("storekit2_integrations", "pk_storekit2_integrations"),
+        ("storekit2_apps", "pk_storekit2_apps"),
         ("customers", "pk_customers"),
         ("subscriptions", "uq_subscriptions_current_purchase"),
         ("subscriptions", "ix_subscriptions_latest_transaction"),
@@ -83,9 +85,12 @@ def test_the_register_reads_one_row_per_lookup(empty_url: str) -> None:
 
 
 def test_the_sync_loads_by_key(empty_url: str) -> None:
+    """The sync, its integration, its apps, and the app of the purchase it names."""
     assert _plan(empty_url, LOAD, [1, "s"]) == {
         ("synchronizations", "pk_synchronizations"),
         ("storekit2_integrations", "pk_storekit2_integrations"),
+        ("storekit2_apps", "pk_storekit2_apps"),
+        ("subscriptions", "ix_subscriptions_purchase"),
     }
 
 
