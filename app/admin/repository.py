@@ -60,10 +60,14 @@ APP_COLUMNS = (
 )
 APPS_ORDER = "created_at, bundle_id"  # the order a sync asks them in, oldest first
 
-# Switch the integration on (made on a publisher's first app).
+# Switch the integration on (made on a publisher's first app), and set its ownership policy ($2;
+# NULL: as it is, `transfer` for a new one).
 ACTIVATE = """
-INSERT INTO storekit2_integrations (publisher_id, active) VALUES ($1, true)
-ON CONFLICT (publisher_id) DO UPDATE SET active = true, updated_at = now()
+INSERT INTO storekit2_integrations AS i (publisher_id, active, ownership)
+VALUES ($1, true, coalesce($2, 'transfer'))
+ON CONFLICT (publisher_id) DO UPDATE SET active = true,
+    ownership = coalesce($2, i.ownership), updated_at = now()
+RETURNING ownership
 """
 
 PUT_APP = f"""
@@ -88,18 +92,23 @@ class NewApp:
     environment: str
 
 
-async def put_app(db: Executor, publisher_id: int, new: NewApp) -> Row:
-    """Add or replace the app, and switch the integration on (in the caller's transaction)."""
-    await db.execute(ACTIVATE, publisher_id)
+async def put_app(
+    db: Executor, publisher_id: int, new: NewApp, ownership: str | None
+) -> tuple[Row, str]:
+    """Add or replace the app, switch the integration on and set its policy (in the caller's
+    transaction); the app as stored, and the policy."""
+    policy = str(await db.fetchval(ACTIVATE, publisher_id, ownership))
     values = (new.bundle_id, new.app_apple_id, new.issuer_id, new.key_id)
     row = await db.fetchrow(
         PUT_APP, publisher_id, *values, new.private_key_encrypted, new.environment
     )
     assert row is not None
-    return row
+    return row, policy
 
 
-INTEGRATION = "SELECT publisher_id, active FROM storekit2_integrations WHERE publisher_id = $1"
+INTEGRATION = (
+    "SELECT publisher_id, active, ownership FROM storekit2_integrations WHERE publisher_id = $1"
+)
 LOCK_INTEGRATION = f"{INTEGRATION} FOR UPDATE"
 APPS = f"SELECT {APP_COLUMNS} FROM storekit2_apps WHERE publisher_id = $1 ORDER BY {APPS_ORDER}"  # noqa: S608
 
@@ -207,7 +216,7 @@ async def offers(db: Executor, publisher_id: int) -> list[Row]:
     return list(await db.fetch(OFFERS, publisher_id))
 
 
-CUSTOMER_COLUMNS = "id, publisher_id, email, external_id, created_at"
+CUSTOMER_COLUMNS = "id, publisher_id, email, external_id, app_account_token, created_at"
 
 INSERT_CUSTOMER = f"""
 INSERT INTO customers (id, publisher_id, email, external_id) VALUES ($1, $2, $3, $4)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Literal
+from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from app.enums import Ownership
 from app.schemas import ApiModel, ApiResponse, BundleId
 
 OFFER_ID_PATTERN = r"^[SPEAR][1-9]\d{8}_[A-Z]{2}$"
@@ -40,6 +42,8 @@ class AppConfig(ApiModel):
     key_id: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{10}$")]
     private_key: Annotated[str, Field(min_length=1, max_length=8192, repr=False)]
     environment: Environment
+    # The publisher's policy for all its apps (SPEC §3); left out, it stays as it is.
+    ownership: Ownership | None = None
 
     @field_validator("private_key")
     @classmethod
@@ -73,6 +77,7 @@ class StoreKit2Answer(ApiResponse):
     key_id: str
     environment: Environment
     active: bool
+    ownership: Ownership
     created_at: datetime
     updated_at: datetime
 
@@ -90,6 +95,7 @@ class StoreKit2Overview(ApiResponse):
     """`GET …/storekit2`: the integration and its apps, oldest first."""
 
     active: bool
+    ownership: Ownership
     apps: list[AppAnswer]
 
 
@@ -124,6 +130,7 @@ class CustomerAnswer(ApiResponse):
     customer_id: int
     email: str
     external_id: str | None
+    app_account_token: UUID  # what the customer's app passes to StoreKit (SPEC §3)
     created_at: datetime
 
 

@@ -14,6 +14,7 @@ from app.admin.repository import CustomerTaken, NewApp
 from app.admin.schemas import AppConfig, CustomerCreate, OfferPut
 from app.apple.gateway import KEY_PURPOSE, key_binding
 from app.db import Executor, Row
+from app.enums import Ownership
 from app.errors import InvalidBody, NotFound, detail
 from app.security import SecretBox, hash_token, new_publisher_token
 
@@ -26,9 +27,9 @@ async def create_publisher(db: Executor, name: str) -> tuple[Row, str]:
 
 async def put_app(
     tx: Executor, box: SecretBox, publisher_id: int, bundle_id: str, config: AppConfig
-) -> Row:
-    """Add or replace the app of `bundle_id` (its key sealed to its row) and switch the
-    integration on; the app as stored."""
+) -> tuple[Row, Ownership]:
+    """Add or replace the app of `bundle_id` (its key sealed to its row), switch the integration
+    on and set its ownership policy when the body gives one; the app as stored, and the policy."""
     if config.bundle_id not in (None, bundle_id):
         problem = f"must be the path's bundleId {bundle_id!r}, or left out"
         raise InvalidBody(detail("bundleId", problem))
@@ -43,22 +44,28 @@ async def put_app(
         private_key_encrypted=sealed,
         environment=config.environment,
     )
-    return await repository.put_app(tx, publisher_id, new)
+    row, policy = await repository.put_app(tx, publisher_id, new, config.ownership)
+    return row, Ownership(policy)
 
 
 @dataclass(frozen=True)
 class StoreKit2:
-    """The publisher's integration: on or off, and its apps (oldest first, without keys)."""
+    """The publisher's integration: on or off, its policy, and its apps (oldest first, without
+    keys)."""
 
     active: bool
+    ownership: Ownership
     apps: list[Row]
 
 
 async def get_storekit2(tx: Executor, publisher_id: int) -> StoreKit2:
-    """The integration as it stands; a publisher that never had one has it off, with no app."""
+    """The integration as it stands; a publisher that never had one has it off, with no app and
+    the default policy."""
     found = await repository.integration(tx, publisher_id)
-    apps = await repository.apps(tx, publisher_id) if found is not None else []
-    return StoreKit2(bool(found and found["active"]), apps)
+    if found is None:
+        return StoreKit2(False, Ownership.TRANSFER, [])
+    apps = await repository.apps(tx, publisher_id)
+    return StoreKit2(bool(found["active"]), Ownership(found["ownership"]), apps)
 
 
 async def remove_storekit2(db: Executor, publisher_id: int) -> None:

@@ -48,7 +48,7 @@ async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def on_cleeng_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.CleengError)
-    return _error_response(exc)
+    return _error_response(exc, exc.headers() or None)
 
 
 async def on_http_error(_: Request, exc: Exception) -> JSONResponse:

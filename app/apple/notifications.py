@@ -183,6 +183,7 @@ def purchase_facts(
         auto_renew=bool(renewal and renewal.get("autoRenewStatus") == 1),
         latest_transaction_id=transaction_id,
         bundle_id=_text(transaction, "bundleId"),
+        app_account_token=_text(transaction, "appAccountToken"),
     )
 
 

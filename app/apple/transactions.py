@@ -76,6 +76,7 @@ class ApplePurchase:
     auto_renew: bool = False
     latest_transaction_id: str | None = None
     bundle_id: str | None = None  # the app it was bought in
+    app_account_token: str | None = None  # the UUID the app passed to StoreKit, if any
 
     @property
     def latest(self) -> str:
@@ -212,7 +213,12 @@ def _purchase(transaction: JWSTransactionDecodedPayload, requested: str) -> Appl
         in_trial=_in_trial(transaction),
         signed_at=millis_to_datetime(transaction.signedDate),
         bundle_id=None if transaction.bundleId is None else str(transaction.bundleId),
+        app_account_token=_text(transaction.appAccountToken),
     )
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or value == "" else str(value)
 
 
 async def fetch_purchase(
@@ -290,6 +296,7 @@ async def _merge_status(
         auto_renew=bool(renewal and renewal.rawAutoRenewStatus == 1),
         latest_transaction_id=str(latest.transactionId),
         bundle_id=purchase.bundle_id,
+        app_account_token=purchase.app_account_token or _text(latest.appAccountToken),
     )
 
 

@@ -2,20 +2,24 @@
 
 A register is one statement, one round trip, with no transaction around it: the checks (the
 integration, the app asked for, the customer, the purchase a known transaction belongs to, a
-replayed id), then the sync and its job, only if they pass. A finalize locks the sync row (`lock`) and writes it back
+replayed id, and for a customer token its recent failures), then the sync and its job, only if
+they pass. A finalize locks the sync row (`lock`) and writes it back
 (`save`) in its job's transaction.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from app.apple.gateway import FIELDS as APP_FIELDS
+from app.callers import CallerKind
 from app.db import Executor, Row
 from app.enums import (
     JobKind,
     NotificationStatus,
+    Ownership,
     SubscriptionStatus,
     SyncKind,
     SyncResult,
@@ -32,6 +36,7 @@ class Sync:
     publisher_id: int
     id: str
     kind: SyncKind
+    caller: CallerKind
     bundle_id: str | None
     transaction_id: str
     purchase_key: str | None
@@ -57,6 +62,7 @@ COLUMNS = tuple(f.name for f in fields(Sync))
 def _sync(row: Row) -> Sync:
     values = dict(row)
     values["kind"] = SyncKind(values["kind"])
+    values["caller"] = CallerKind(values["caller"])
     values["status"] = SyncStatus(values["status"])
     result = values["result"]
     values["result"] = None if result is None else SyncResult(result)
@@ -66,7 +72,10 @@ def _sync(row: Row) -> Sync:
 # Every check of a register or transfer, each lookup served by an index: the integration, the app
 # asked for, the customer, the purchase a known transaction belongs to, and a replayed id.
 # $1 publisher, $2 customer, $3 transactionId, $4 the sync's id (the Correlation-Id, or a new one),
-# $5 the bundleId asked for (NULL: any of the publisher's apps).
+# $5 the bundleId asked for (NULL: any of the publisher's apps), $6 the start of the failures'
+# window (NULL: the caller is not limited, and register_failures is not read), $7 how many
+# failures in it are allowed: `limited_from` is the oldest of the newest so many plus one (NULL:
+# fewer), when the caller may try again once it leaves the window.
 # Each lookup has one index that fits it and no other that could serve it worse (the customer by
 # its key alone): asyncpg keeps the plan PostgreSQL makes on a connection's first executions, and
 # on nearly empty tables every index with publisher_id first costs the same to it.
@@ -86,26 +95,32 @@ SELECT
      SELECT original_transaction_id FROM synchronizations
       WHERE publisher_id = $1 AND transaction_id = $3 AND original_transaction_id IS NOT NULL
    ) AS k LIMIT 1) AS original,
-  (SELECT request_hash FROM synchronizations WHERE publisher_id = $1 AND id = $4) AS replayed
+  (SELECT request_hash FROM synchronizations WHERE publisher_id = $1 AND id = $4) AS replayed,
+  (SELECT f.at FROM register_failures AS r, unnest(r.failed_at) AS f (at)
+    WHERE $6::timestamptz IS NOT NULL AND r.publisher_id = $1 AND r.customer_id = $2
+      AND f.at > $6
+    ORDER BY f.at DESC OFFSET $7 LIMIT 1) AS limited_from
 """  # noqa: S608 (enum constants)
 
 
-def _insert_with_job(purchase_key: str, source: str) -> str:
-    """The sync and its job; nothing when the id exists already (a racing replay). Beyond FOUND's:
-    $6 kind, $7 ipAddress, $8 request hash, $9 now, $10 the Correlation-Id (or NULL). Built from
-    constant fragments only; every value is a bind parameter."""
+def _insert_with_job(purchase_key: str, source: str, n: int) -> str:
+    """The sync and its job; nothing when the id exists already (a racing replay). Beyond FOUND's
+    $1 to $5, from $n on: kind, ipAddress, request hash, now, the Correlation-Id (or NULL), the
+    caller's kind. Built from constant fragments only; every value is a bind parameter."""
+    kind, ip, fingerprint, now, correlation, caller = (f"${n + i}" for i in range(6))
     job = insert_jobs(
         "sync",
         kind=f"'{JobKind.SYNC}'",
         payload="jsonb_build_object('publisherId', publisher_id, 'synchronizationId', id)",
-        run_at="$9",
+        run_at=now,
     )
     return f"""
 sync AS (
-  INSERT INTO synchronizations (publisher_id, id, kind, bundle_id, transaction_id, purchase_key,
-    customer_id, ip_address, correlation_id, request_hash, status, attempts, created_at,
-    updated_at)
-  SELECT $1, $4, $6, $5, $3, {purchase_key}, $2, $7, $10, $8, '{SyncStatus.PROCESSING}', 0, $9, $9
+  INSERT INTO synchronizations (publisher_id, id, kind, caller, bundle_id, transaction_id,
+    purchase_key, customer_id, ip_address, correlation_id, request_hash, status, attempts,
+    created_at, updated_at)
+  SELECT $1, $4, {kind}, {caller}, $5, $3, {purchase_key}, $2, {ip}, {correlation},
+    {fingerprint}, '{SyncStatus.PROCESSING}', 0, {now}, {now}
   FROM {source}
   ON CONFLICT (publisher_id, id) DO NOTHING
   RETURNING publisher_id, id
@@ -114,19 +129,27 @@ sync AS (
 
 PASSED = (
     "found WHERE found.active AND ($5::text IS NULL OR found.app) AND found.customer"
-    " AND found.replayed IS NULL"
+    " AND found.replayed IS NULL AND found.limited_from IS NULL"
 )
 REGISTER = f"""
 WITH found AS ({FOUND}),
-{_insert_with_job("found.original", PASSED)}
+{_insert_with_job("found.original", PASSED, 8)}
 SELECT found.*, (SELECT id FROM sync) AS inserted FROM found
 """  # noqa: S608
-# A transfer checks the purchase between FOUND and the insert ($11: the purchase).
+# A transfer checks the purchase between FOUND and the insert ($12: the purchase).
 TRANSFER = f"""
-WITH {_insert_with_job("$11", "(VALUES (1)) AS one")}
+WITH {_insert_with_job("$12", "(VALUES (1)) AS one", 6)}
 SELECT id FROM sync
 """  # noqa: S608
 REQUEST_HASH = "SELECT request_hash FROM synchronizations WHERE publisher_id = $1 AND id = $2"
+
+
+@dataclass(frozen=True)
+class Failures:
+    """A limit on failed registers and transfers: `limit` in any `window`."""
+
+    limit: int
+    window: timedelta
 
 
 @dataclass(frozen=True)
@@ -139,13 +162,14 @@ class Request:
     sync_id: str
     bundle_id: str | None
     kind: SyncKind
+    caller: CallerKind
     ip_address: str | None
     fingerprint: str
     now: datetime
     correlation_id: str | None
+    failures: Failures | None  # the caller's limit; None: not limited (the publisher)
 
-    def found_arguments(self) -> tuple[object, ...]:
-        """FOUND's parameters."""
+    def _key(self) -> tuple[object, ...]:
         return (
             self.publisher_id,
             self.customer_id,
@@ -154,33 +178,55 @@ class Request:
             self.bundle_id,
         )
 
-    def arguments(self) -> tuple[object, ...]:
-        """REGISTER's (and TRANSFER's but the purchase)."""
+    def _insert(self) -> tuple[object, ...]:
         return (
-            *self.found_arguments(),
             self.kind,
             self.ip_address,
             self.fingerprint,
             self.now,
             self.correlation_id,
+            self.caller,
         )
+
+    def found_arguments(self) -> tuple[object, ...]:
+        """FOUND's parameters: the key, and the caller's limit."""
+        since = None if self.failures is None else self.now - self.failures.window
+        allowed = 0 if self.failures is None else self.failures.limit - 1
+        return (*self._key(), since, allowed)
+
+    def arguments(self) -> tuple[object, ...]:
+        """REGISTER's."""
+        return (*self.found_arguments(), *self._insert())
+
+    def transfer_arguments(self, purchase: str) -> tuple[object, ...]:
+        """TRANSFER's: FOUND ran before it."""
+        return (*self._key(), *self._insert(), purchase)
 
 
 @dataclass(frozen=True)
 class Found:
     """What FOUND saw: the integration active (None: none), the app asked for the publisher's
     (None: none asked for, or not the publisher's), the customer the publisher's, the purchase the
-    transaction belongs to, the request hash of a sync that has this id already."""
+    transaction belongs to, the request hash of a sync that has this id already, and when the
+    failure that puts the caller over its limit was (None: it is not)."""
 
     active: bool | None
     app: bool | None
     customer: bool
     original: str | None
     replayed: str | None
+    limited_from: datetime | None
 
     @classmethod
     def of(cls, row: Row) -> Found:
-        return cls(row["active"], row["app"], row["customer"], row["original"], row["replayed"])
+        return cls(
+            row["active"],
+            row["app"],
+            row["customer"],
+            row["original"],
+            row["replayed"],
+            row["limited_from"],
+        )
 
 
 async def register(db: Executor, request: Request) -> tuple[Found, str | None]:
@@ -198,7 +244,7 @@ async def found(db: Executor, request: Request) -> Found:
 
 
 async def insert_transfer(db: Executor, request: Request, purchase: str) -> str | None:
-    inserted = await db.fetchval(TRANSFER, *request.arguments(), purchase)
+    inserted = await db.fetchval(TRANSFER, *request.transfer_arguments(purchase))
     return None if inserted is None else str(inserted)
 
 
@@ -276,24 +322,60 @@ async def load(db: Executor, publisher_id: int, sync_id: str) -> list[Row]:
     return list(await db.fetch(LOAD, publisher_id, sync_id))
 
 
-# After the purchase's lock: the product's offer, and whether notifications wait for this sync.
-OFFER_AND_WAITING = f"""
+# After the purchase's lock: the product's offer, whether notifications wait for this sync, the
+# publisher's ownership policy, and the claiming customer's appAccountToken ($4: the customer).
+SETTLING = f"""
 SELECT
   (SELECT offer_id FROM offer_products
     WHERE publisher_id = $1 AND product_id = $2) AS offer_id,
   EXISTS (SELECT 1 FROM apple_notifications
     WHERE publisher_id = $1 AND original_transaction_id = $3
-      AND status = '{NotificationStatus.PENDING}') AS waiting
+      AND status = '{NotificationStatus.PENDING}') AS waiting,
+  (SELECT ownership FROM storekit2_integrations WHERE publisher_id = $1) AS ownership,
+  (SELECT app_account_token FROM customers WHERE id = $4) AS app_account_token
 """  # noqa: S608
 
 
-async def offer_and_waiting(
-    db: Executor, publisher_id: int, product_id: str, original: str
-) -> tuple[str | None, bool]:
-    row = await db.fetchrow(OFFER_AND_WAITING, publisher_id, product_id, original)
+@dataclass(frozen=True)
+class Settling:
+    """What a finalize reads under the purchase's lock."""
+
+    offer_id: str | None
+    waiting: bool  # notifications about the purchase wait for this sync
+    ownership: Ownership
+    app_account_token: uuid.UUID | None  # the sync's customer's
+
+
+async def settling(
+    db: Executor, publisher_id: int, product_id: str, original: str, customer_id: int
+) -> Settling:
+    row = await db.fetchrow(SETTLING, publisher_id, product_id, original, customer_id)
     assert row is not None
-    offer_id = row["offer_id"]
-    return (None if offer_id is None else str(offer_id)), bool(row["waiting"])
+    offer_id, ownership = row["offer_id"], row["ownership"]
+    return Settling(
+        offer_id=None if offer_id is None else str(offer_id),
+        waiting=bool(row["waiting"]),
+        ownership=Ownership.TRANSFER if ownership is None else Ownership(ownership),
+        app_account_token=row["app_account_token"],
+    )
+
+
+# A customer token's failed register or transfer ($3: when): kept with the newest others still in
+# the window ($4: its start), at most as many as the limit ($5) looks at.
+RECORD_FAILURE = """
+INSERT INTO register_failures AS r (publisher_id, customer_id, failed_at)
+VALUES ($1, $2, ARRAY[$3::timestamptz])
+ON CONFLICT (publisher_id, customer_id) DO UPDATE SET failed_at = ARRAY(
+  SELECT f.at FROM unnest(r.failed_at || $3::timestamptz) AS f (at)
+  WHERE f.at > $4 ORDER BY f.at DESC LIMIT $5)
+"""
+
+
+async def record_failure(
+    db: Executor, publisher_id: int, customer_id: int, now: datetime, failures: Failures
+) -> None:
+    since = now - failures.window
+    await db.execute(RECORD_FAILURE, publisher_id, customer_id, now, since, failures.limit)
 
 
 async def count_unfinalized(db: Executor) -> dict[str, int]:

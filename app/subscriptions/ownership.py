@@ -3,16 +3,24 @@
 Runs in the sync's finalizing transaction, with the purchase locked (`repository.lock_purchase`):
 create, refresh, transfer, revoke or expire the subscription, and say which subscription events
 that makes, in SPEC §5's order (the old subscription's end, then the new one).
+
+First the publisher's ownership policy (`Policy`) says whether the claim may have the purchase at
+all. Under `transfer` (Cleeng's) anyone may. Under `appAccountToken`, a purchase whose transaction
+carries an `appAccountToken` is only ever granted to the customer with that token; one without a
+token follows `transfer` when the publisher registers it, and cannot move away from its current
+owner when a customer token does. A claim the policy refuses ends
+PURCHASE_OWNED_BY_ANOTHER_CUSTOMER: no access, and nothing changes.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.apple.transactions import ApplePurchase
 from app.db import Executor
-from app.enums import EndReason, ProductType, SubscriptionStatus, SyncResult, Topic
+from app.enums import EndReason, Ownership, ProductType, SubscriptionStatus, SyncResult, Topic
 from app.subscriptions import repository
 from app.subscriptions.access import grants_access, is_revoked
 from app.subscriptions.events import Event, subscription_event
@@ -106,14 +114,46 @@ class Settled:
 
 
 @dataclass(frozen=True)
+class Policy:
+    """The publisher's ownership policy, as a claim meets it: who made the claim (a customer
+    token, or the publisher), and the claiming customer's `appAccountToken`."""
+
+    ownership: Ownership = Ownership.TRANSFER
+    by_customer: bool = False
+    app_account_token: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
 class Claim:
-    """A sync's claim on a purchase: whose it should be, Apple's verified word on it, and the
-    offer its product maps to (None: none)."""
+    """A sync's claim on a purchase: whose it should be, Apple's verified word on it, the offer
+    its product maps to (None: none), and the policy it answers to."""
 
     publisher_id: int
     customer_id: int
     purchase: ApplePurchase
     offer_id: str | None
+    policy: Policy = Policy()
+
+
+def _token(value: str | None) -> uuid.UUID | None:
+    """Apple's `appAccountToken` as a UUID; one that is not a UUID matches no customer."""
+    try:
+        return None if value is None else uuid.UUID(value)
+    except ValueError:
+        return uuid.UUID(int=0)
+
+
+def owned_by_another(claim: Claim, current: Subscription | None) -> bool:
+    """The policy keeps the purchase from the claim's customer."""
+    policy = claim.policy
+    if policy.ownership != Ownership.APP_ACCOUNT_TOKEN:
+        return False
+    token = _token(claim.purchase.app_account_token)
+    if token is not None:  # the token's customer's alone, whoever asks
+        return token != policy.app_account_token
+    # No token: a customer token cannot take it from its current owner; the publisher can.
+    owner = None if current is None else current.customer_id
+    return policy.by_customer and owner not in (None, claim.customer_id)
 
 
 async def _grant(
@@ -161,6 +201,8 @@ async def settle(db: Executor, claim: Claim, now: datetime) -> Settled:
     is the caller's)."""
     purchase = claim.purchase
     current = await repository.current(db, claim.publisher_id, purchase.original_transaction_id)
+    if owned_by_another(claim, current):
+        return Settled(SyncResult.PURCHASE_OWNED_BY_ANOTHER_CUSTOMER)
     denied = decide(purchase, claim.offer_id, now)
     if denied is None and claim.offer_id is not None:
         return await _grant(db, claim, claim.offer_id, current, now)

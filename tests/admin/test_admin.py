@@ -117,6 +117,7 @@ async def test_storekit2_delete_deactivates(
     assert (await client.delete(url, headers=publisher.headers)).status_code == 204
     assert (await client.get(url, headers=publisher.headers)).json() == {
         "active": False,
+        "ownership": "transfer",
         "apps": [],
     }
     again = await client.put(url, json=storekit2_body(), headers=publisher.headers)

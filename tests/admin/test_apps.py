@@ -38,7 +38,7 @@ async def test_apps_are_added_listed_and_replaced(
     client: httpx.AsyncClient, publisher: PublisherRef
 ) -> None:
     base = f"/admin/publishers/{publisher.id}/storekit2"
-    assert await _get(client, publisher) == {"active": False, "apps": []}
+    assert await _get(client, publisher) == {"active": False, "ownership": "transfer", "apps": []}
     first = await client.put(base, json=app_body(bundleId="com.acme.tv"), headers=ADMIN)
     assert first.status_code == 200, first.text
     assert first.json()["active"] is True and "privateKey" not in first.json()
@@ -98,7 +98,11 @@ async def test_removing_apps(client: httpx.AsyncClient, publisher: PublisherRef)
     assert [a["bundleId"] for a in (await _get(client, publisher))["apps"]] == ["com.acme.tv"]
     assert (await _get(client, publisher))["active"] is True
     assert (await client.delete(f"{base}/apps/com.acme.tv", headers=ADMIN)).status_code == 204
-    assert await _get(client, publisher) == {"active": False, "apps": []}, "the last one: off"
+    assert await _get(client, publisher) == {
+        "active": False,
+        "ownership": "transfer",
+        "apps": [],
+    }, "the last one: off"
     answer = await client.post("/storekit2/purchases", json=register, headers=publisher.headers)
     assert_envelope(answer, 500, "SK2C0004")
     await client.put(f"{base}/apps/com.acme.tv", json=app_body(), headers=ADMIN)
@@ -118,7 +122,7 @@ async def test_deleting_the_integration_removes_every_app(
             await client.put(f"{base}/apps/{bundle}", json=app_body(), headers=ADMIN)
         ).is_success
     assert (await client.delete(base, headers=publisher.headers)).status_code == 204
-    assert await _get(client, publisher) == {"active": False, "apps": []}
+    assert await _get(client, publisher) == {"active": False, "ownership": "transfer", "apps": []}
 
 
 async def test_apps_are_the_publishers_own(client: httpx.AsyncClient) -> None:

@@ -97,6 +97,7 @@ async def add_app(shop: Shop, environment: str = "Sandbox", **overrides: Any) ->
     url = f"/admin/publishers/{shop.publisher.id}/storekit2/apps/{bundle_id}"
     answer = await shop.client.put(url, json=app, headers=ADMIN)
     assert answer.status_code == 200, answer.text
+    shop.bodies[bundle_id] = {**app, "bundleId": bundle_id}
     for offer_id, name in OFFER_PRODUCTS:
         products = [shop.product(name, bundle) for bundle in (*shop.apps, bundle_id)]
         body = {"title": name, "productIds": products}
@@ -117,6 +118,7 @@ class Shop:
     bundle_id: str
     customers: list[int] = field(default_factory=list)
     apps: list[str] = field(default_factory=list)  # every app's bundle id, the first one's first
+    bodies: dict[str, dict[str, Any]] = field(default_factory=dict)  # each app's PUT body
 
     def product(self, name: str, bundle_id: str | None = None) -> str:
         return f"{bundle_id or self.bundle_id}.{name}"
@@ -190,6 +192,21 @@ class Shop:
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
 
+    async def set_ownership(self, policy: str) -> dict[str, Any]:
+        """The publisher's ownership policy, put with its first app (`PUT …/storekit2`)."""
+        url = f"/admin/publishers/{self.publisher.id}/storekit2"
+        body = {**self.bodies[self.bundle_id], "ownership": policy}
+        answer = await self.client.put(url, json=body, headers=ADMIN)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def app_account_token(self, customer_id: int) -> str:
+        """The customer's appAccountToken, as its app would pass it to StoreKit."""
+        url = f"/admin/publishers/{self.publisher.id}/customers/{customer_id}"
+        answer = await self.client.get(url, headers=ADMIN)
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["appAccountToken"])
+
     async def customer_token(self, customer_id: int) -> dict[str, str]:
         url = f"/admin/publishers/{self.publisher.id}/customers/{customer_id}/tokens"
         answer = await self.client.post(url, headers=ADMIN)
@@ -209,6 +226,7 @@ async def open_shop(
     url = f"/admin/publishers/{publisher.id}/storekit2"
     assert (await client.put(url, json=integration, headers=ADMIN)).status_code == 200
     shop = Shop(client, sim, context, publisher, bundle_id, apps=[bundle_id])
+    shop.bodies[bundle_id] = integration
     for offer_id, name in OFFER_PRODUCTS:
         body = {"title": name, "productIds": [shop.product(name)]}
         offer_url = f"/admin/publishers/{publisher.id}/offers/{offer_id}"

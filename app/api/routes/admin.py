@@ -29,6 +29,7 @@ from app.api.auth import MAX_ID, Admin, PublisherAccess, PublisherIdPath, issue_
 from app.api.deps import Ctx, Tx
 from app.api.openapi import error_responses
 from app.db import Row
+from app.enums import Ownership
 from app.schemas import BUNDLE_ID_PATTERN
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -41,7 +42,7 @@ BundleIdPath = Annotated[str, Path(alias="bundleId", pattern=BUNDLE_ID_PATTERN, 
 CustomerIdPath = Annotated[int, Path(alias="customerId", ge=1, le=MAX_ID)]
 
 
-def _storekit2_answer(row: Row) -> StoreKit2Answer:
+def _storekit2_answer(row: Row, ownership: Ownership) -> StoreKit2Answer:
     """An app just put: the integration is on."""
     return StoreKit2Answer(
         publisher_id=row["publisher_id"],
@@ -51,6 +52,7 @@ def _storekit2_answer(row: Row) -> StoreKit2Answer:
         key_id=row["key_id"],
         environment=cast(Environment, row["environment"]),
         active=True,
+        ownership=ownership,
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -72,6 +74,7 @@ def _customer_answer(row: Row) -> CustomerAnswer:
         customer_id=row["id"],
         email=row["email"],
         external_id=row["external_id"],
+        app_account_token=row["app_account_token"],
         created_at=row["created_at"],
     )
 
@@ -102,8 +105,8 @@ async def put_storekit2(
     context: Ctx,
     tx: Tx,
 ) -> StoreKit2Answer:
-    row = await service.put_app(tx, context.secrets, publisher_id, body.bundle_id, body)
-    return _storekit2_answer(row)
+    row, ownership = await service.put_app(tx, context.secrets, publisher_id, body.bundle_id, body)
+    return _storekit2_answer(row, ownership)
 
 
 @router.put(
@@ -120,8 +123,8 @@ async def put_app(
     context: Ctx,
     tx: Tx,
 ) -> StoreKit2Answer:
-    row = await service.put_app(tx, context.secrets, publisher_id, bundle_id, body)
-    return _storekit2_answer(row)
+    row, ownership = await service.put_app(tx, context.secrets, publisher_id, bundle_id, body)
+    return _storekit2_answer(row, ownership)
 
 
 @router.get(
@@ -134,7 +137,8 @@ async def get_storekit2(
     publisher_id: PublisherIdPath, _: PublisherAccess, tx: Tx
 ) -> StoreKit2Overview:
     found = await service.get_storekit2(tx, publisher_id)
-    return StoreKit2Overview(active=found.active, apps=[_app_answer(row) for row in found.apps])
+    apps = [_app_answer(row) for row in found.apps]
+    return StoreKit2Overview(active=found.active, ownership=found.ownership, apps=apps)
 
 
 @router.delete(
@@ -224,6 +228,9 @@ async def create_customer_token(
     _: PublisherAccess,
     context: Ctx,
 ) -> TokenAnswer:
-    await service.get_customer(context.db, publisher_id, customer_id)
-    token, expires = issue_customer_jwt(context, publisher_id, customer_id, context.clock.now())
+    customer = await service.get_customer(context.db, publisher_id, customer_id)
+    account = customer["app_account_token"]
+    token, expires = issue_customer_jwt(
+        context, publisher_id, customer_id, context.clock.now(), account
+    )
     return TokenAnswer(jwt=token, expires_at=expires)
