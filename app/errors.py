@@ -130,6 +130,10 @@ class InternalError(CleengError):
 
 class ServiceUnavailable(CleengError):
     status, code, message = 503, "S0002", "Service unavailable"
+    retry_after = 1  # seconds: a lost connection is replaced on the next try
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 ALL_ERRORS: tuple[type[CleengError], ...] = (

@@ -406,6 +406,11 @@ class WebhookDelivery(Base):
         CheckConstraint(f"status IN {sql_in(*DeliveryStatus)}", name="status"),
         Index("ix_webhook_deliveries_publisher", "publisher_id", "id"),
         Index("ix_webhook_deliveries_endpoint_id", "endpoint_id"),
+        Index(
+            "ix_webhook_deliveries_after_delivery_id",
+            "after_delivery_id",
+            postgresql_where=text("after_delivery_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -424,6 +429,11 @@ class WebhookDelivery(Base):
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The delivery of the same cause to the same URL whose first attempt this one waits for;
+    # NULL once it may go (SPEC §5's order).
+    after_delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = _timestamp()
     updated_at: Mapped[datetime] = _timestamp()
 

@@ -97,15 +97,6 @@ async def heartbeat(
         await db.execute(HEARTBEAT, job_ids, holder, now + lease)
 
 
-RENEW = "UPDATE jobs SET locked_until = $3 WHERE id = $1 AND locked_by = $2 RETURNING id"
-
-
-async def renew(db: Executor, job_id: int, holder: str, until: datetime) -> bool:
-    """Extend one held job's lease; False when `holder` no longer holds it (its lease ran out
-    and a worker may have it now)."""
-    return await db.fetchval(RENEW, job_id, holder, until) is not None
-
-
 COMPLETE = DELETE_JOB.format(job="$1")
 
 

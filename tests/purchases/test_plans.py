@@ -20,7 +20,7 @@ import pytest
 
 from app.migrate import migrate
 from app.purchases.repository import LOAD, LOCK, REGISTER, SETTLING
-from app.subscriptions.repository import CURRENT, ENTITLING, LAST_TERMINATED
+from app.subscriptions.repository import ENTITLING, LATEST
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -102,8 +102,8 @@ def test_the_sync_loads_by_key(empty_url: str) -> None:
     }
 
 
-def test_the_current_subscription_by_its_purchase(empty_url: str) -> None:
-    assert _plan(empty_url, CURRENT, [1, "2"]) <= {
+def test_the_latest_subscription_by_its_purchase(empty_url: str) -> None:
+    assert _plan(empty_url, LATEST, [1, "2"]) <= {
         ("subscriptions", "uq_subscriptions_current_purchase"),
         ("subscriptions", "ix_subscriptions_purchase"),
     }
@@ -113,12 +113,6 @@ def test_an_entitlement_by_customer_and_offer(empty_url: str) -> None:
     arguments: list[object] = [1, 2, "S1", NOW, "active"]
     assert _plan(empty_url, ENTITLING, arguments) == {
         ("subscriptions", "ix_subscriptions_customer")
-    }
-
-
-def test_the_last_terminated_subscription_of_a_purchase(empty_url: str) -> None:
-    assert _plan(empty_url, LAST_TERMINATED, [1, "2"]) == {
-        ("subscriptions", "ix_subscriptions_purchase")
     }
 
 

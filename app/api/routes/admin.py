@@ -85,8 +85,8 @@ def _customer_answer(row: Row) -> CustomerAnswer:
     operation_id="createPublisher",
     responses=error_responses(e.InvalidBody),
 )
-async def create_publisher(body: PublisherCreate, _: Admin, context: Ctx) -> PublisherCreated:
-    publisher, token = await service.create_publisher(context.db, body.name)
+async def create_publisher(body: PublisherCreate, _: Admin, tx: Tx) -> PublisherCreated:
+    publisher, token = await service.create_publisher(tx, body.name)
     return PublisherCreated(
         publisher_id=publisher["id"], name=publisher["name"], publisher_token=token
     )
@@ -151,7 +151,8 @@ async def get_storekit2(
 async def delete_storekit2(
     publisher_id: PublisherIdPath, _: PublisherAccess, context: Ctx
 ) -> Response:
-    await service.remove_storekit2(context.db, publisher_id)
+    # One statement, the same state however often it runs: it may be repeated.
+    await service.remove_storekit2(context.db.retrying, publisher_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
