@@ -200,3 +200,48 @@ async def _poll(client: httpx.AsyncClient, sync_id: str, headers: dict[str, str]
     answer = await client.get(f"/purchases/synchronizations/{sync_id}", headers=headers)
     assert answer.status_code == 200, answer.text
     return answer.json()
+
+
+async def test_an_integration_switched_off_stays_off_with_its_app(
+    scratch_url: str, tmp_path: Path, simulator: SimulatorServer, root_path: Path
+) -> None:
+    """Before apps, DELETE …/storekit2 switched the integration off and kept it: after the
+    upgrade it is still off (registers answer SK2C0004), and its app is still listed."""
+    await asyncio.to_thread(migrate, scratch_url, BEFORE_APPS)
+    token = "skp_" + secrets.token_urlsafe(32)
+    c = await asyncpg.connect(scratch_url)
+    try:
+        await c.execute(
+            "INSERT INTO publishers (id, name, token_hash) VALUES ($1, 'Off TV', $2)",
+            PUBLISHER,
+            hash_token(token),
+        )
+        await c.execute(
+            "INSERT INTO storekit2_integrations (publisher_id, bundle_id, issuer_id, key_id,"
+            " private_key_encrypted, environment, active)"
+            " VALUES ($1, 'com.off.tv', 'issuer', 'KEY1234567', $2, 'Sandbox', false)",
+            PUBLISHER,
+            SecretBox(SECRET_KEY).encrypt("a key"),
+        )
+        await c.execute(
+            "INSERT INTO customers (id, publisher_id, email) VALUES ($1, $2, 'a@example.com')",
+            CUSTOMER,
+            PUBLISHER,
+        )
+    finally:
+        await c.close()
+    await asyncio.to_thread(migrate, scratch_url)
+    settings = sync_settings(scratch_url, tmp_path, simulator, root_path, secret_key=SECRET_KEY)
+    async with running(settings, MovableClock()) as (_, client):
+        shown = (await client.get(f"/admin/publishers/{PUBLISHER}/storekit2", headers=ADMIN)).json()
+        assert (shown["active"], shown["ownership"]) == (False, "transfer")
+        assert [a["bundleId"] for a in shown["apps"]] == ["com.off.tv"]
+        body = {"cleengCustomerId": CUSTOMER, "transactionId": "123"}
+        answer = await client.post(
+            "/storekit2/purchases", json=body, headers={"X-Publisher-Token": token}
+        )
+        assert (answer.status_code, answer.json()["code"]) == (500, "SK2C0004")
+        customer = await client.get(
+            f"/admin/publishers/{PUBLISHER}/customers/{CUSTOMER}", headers=ADMIN
+        )
+        assert customer.json()["appAccountToken"], "existing customers got their token"
