@@ -86,6 +86,7 @@ class JobKind(StrEnum):
     SYNC = "sync"
     WEBHOOK_DELIVERY = "webhook_delivery"
     APPLE_NOTIFICATION = "apple_notification"
+    RETENTION = "retention"  # periodic: one row, rescheduled by its own handler
 
 
 class Topic(StrEnum):

@@ -296,7 +296,16 @@ class Job(Base):
     """The durable queue: a row per job to run, claimed under a lease, deleted when done."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_due", "run_at"),)
+    # Its autovacuum settings (a queue's: migration 0010) are storage parameters, not columns.
+    __table_args__ = (
+        Index("ix_jobs_due", "run_at"),
+        Index(
+            "uq_jobs_singleton",
+            "singleton",
+            unique=True,
+            postgresql_where=text("singleton IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -307,6 +316,8 @@ class Job(Base):
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A periodic job's name (its one row: it reschedules itself); NULL for every other job.
+    singleton: Mapped[str | None] = mapped_column(Text)
 
 
 class WebhookEvent(Base):
@@ -406,6 +417,7 @@ class WebhookDelivery(Base):
         CheckConstraint(f"status IN {sql_in(*DeliveryStatus)}", name="status"),
         Index("ix_webhook_deliveries_publisher", "publisher_id", "id"),
         Index("ix_webhook_deliveries_endpoint_id", "endpoint_id"),
+        Index("ix_webhook_deliveries_event_id", "event_id"),
         Index(
             "ix_webhook_deliveries_after_delivery_id",
             "after_delivery_id",

@@ -1,4 +1,4 @@
-"""A database of a one-app publisher, as the service left it before apps (revision 0009), upgraded:
+"""A database of a one-app publisher, as the service left it before apps (revision 0010), upgraded:
 the same requests keep working, unchanged. Its integration's key was written in the older format,
 its purchase synchronized, another register still waiting for its sync."""
 
@@ -27,11 +27,11 @@ from tests.helpers.shop import MONTHLY_OFFER, sim_app, sync_settings
 
 SECRET_KEY = "an-old-secret-key-of-a-deployed-service-0123456789"
 PUBLISHER, CUSTOMER, OTHER = 912345678, 123456789, 234567891
-BEFORE_APPS = "0009"  # the revision before storekit2_apps
+BEFORE_APPS = "0010"  # the revision before storekit2_apps
 
 
 async def _old_database(url: str, app: dict[str, Any], synced: dict[str, Any], waiting: str) -> str:
-    """What the service wrote at 0009: a publisher, its integration (the key in the older
+    """What the service wrote at 0010: a publisher, its integration (the key in the older
     format), an offer, two customers, a synchronized purchase and a register not yet run."""
     token = "skp_" + secrets.token_urlsafe(32)
     old_key = SecretBox(SECRET_KEY).encrypt(app["privateKey"])

@@ -25,7 +25,7 @@ from app.enums import (
     SyncResult,
     SyncStatus,
 )
-from app.jobs.queue import insert_jobs
+from app.jobs.queue import insert_jobs, parse_count
 
 
 @dataclass(slots=True)
@@ -385,3 +385,19 @@ async def count_unfinalized(db: Executor) -> dict[str, int]:
     WHERE status <> '{SyncStatus.FINALIZED}' GROUP BY status
     """  # noqa: S608
     return {str(r["status"]): int(r["n"]) for r in await db.fetch(statement)}
+
+
+# Retention: finalized syncs older than a cutoff, a batch at a time. No index leads with the time
+# (one would cost every register): the oldest rows sit first in the table, so a scan finds a batch
+# of them quickly, and a pass with nothing to delete reads the table once.
+PURGE_FINALIZED = f"""
+DELETE FROM synchronizations WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM synchronizations
+    WHERE status = '{SyncStatus.FINALIZED}' AND updated_at < $1
+    LIMIT $2
+))
+"""  # noqa: S608
+
+
+async def purge_finalized(db: Executor, before: datetime, limit: int) -> int:
+    return parse_count(await db.execute(PURGE_FINALIZED, before, limit))

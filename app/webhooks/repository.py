@@ -17,7 +17,7 @@ from typing import Any
 
 from app.db import Executor, Row
 from app.enums import DeliveryStatus, JobKind
-from app.jobs.queue import DELETE_JOB, RESCHEDULE_JOB, insert_jobs
+from app.jobs.queue import DELETE_JOB, RESCHEDULE_JOB, insert_jobs, parse_count
 
 _PENDING = f"'{DeliveryStatus.PENDING}'"
 
@@ -424,3 +424,31 @@ SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE publisher_id = $1 ORDER B
 
 async def endpoints(db: Executor, publisher_id: int) -> list[Row]:
     return list(await db.fetch(LIST_ENDPOINTS, publisher_id))
+
+
+# Retention: settled deliveries (with their attempts, by cascade) older than a cutoff, oldest first
+# by id, a batch at a time; then the events left with no delivery.
+PURGE_SETTLED = f"""
+DELETE FROM webhook_deliveries WHERE id = ANY(ARRAY(
+    SELECT id FROM webhook_deliveries
+    WHERE status <> {_PENDING} AND updated_at < $1
+    ORDER BY id LIMIT $2
+))
+"""  # noqa: S608
+
+PURGE_EVENTS = """
+DELETE FROM webhook_events WHERE id = ANY(ARRAY(
+    SELECT id FROM webhook_events AS event
+    WHERE created_at < $1
+        AND NOT EXISTS (SELECT 1 FROM webhook_deliveries WHERE event_id = event.id)
+    ORDER BY id LIMIT $2
+))
+"""
+
+
+async def purge_settled(db: Executor, before: datetime, limit: int) -> int:
+    return parse_count(await db.execute(PURGE_SETTLED, before, limit))
+
+
+async def purge_events(db: Executor, before: datetime, limit: int) -> int:
+    return parse_count(await db.execute(PURGE_EVENTS, before, limit))
