@@ -401,3 +401,17 @@ DELETE FROM synchronizations WHERE ctid = ANY(ARRAY(
 
 async def purge_finalized(db: Executor, before: datetime, limit: int) -> int:
     return parse_count(await db.execute(PURGE_FINALIZED, before, limit))
+
+
+# The failures of customer tokens that have failed nothing since the cutoff (retention).
+PURGE_FAILURES = """
+DELETE FROM register_failures WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM register_failures
+    WHERE (SELECT max(f.at) FROM unnest(failed_at) AS f (at)) < $1
+    LIMIT $2
+))
+"""
+
+
+async def purge_failures(db: Executor, before: datetime, limit: int) -> int:
+    return parse_count(await db.execute(PURGE_FAILURES, before, limit))

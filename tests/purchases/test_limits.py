@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ import pytest
 from app.clock import MovableClock
 from app.config import Settings
 from app.jobs.worker import Worker
+from app.retention import service as retention
 from tests.helpers.api import ADMIN_TOKEN, assert_envelope, running
 from tests.helpers.processes import ServiceProcess, clean_env, free_port, is_ready, wait_until
 from tests.helpers.shop import Shop
@@ -165,3 +167,18 @@ async def test_the_count_holds_across_two_processes(shop: Shop, two_processes: l
                 headers=shop.publisher.headers,
             )
             assert publisher.status_code in (202, 409), publisher.text  # never 429
+
+
+async def test_retention_forgets_customers_that_failed_long_ago(
+    shop: Shop, clock: MovableClock
+) -> None:
+    old, recent = shop.customers[:2]
+    clock.advance(-100 * 86_400)
+    await _fail(shop.client, old, await shop.customer_token(old))
+    clock.advance(100 * 86_400)
+    await _fail(shop.client, recent, await shop.customer_token(recent))
+    await retention.purge(shop.context.db, clock.now() - timedelta(days=90))
+    kept = await shop.context.db.fetch(
+        "SELECT customer_id FROM register_failures WHERE publisher_id = $1", shop.publisher.id
+    )
+    assert [row["customer_id"] for row in kept] == [recent]
