@@ -21,6 +21,7 @@ PURGES: tuple[tuple[str, Purge], ...] = (
     ("webhook deliveries", webhooks.purge_settled),
     ("webhook events", webhooks.purge_events),
     ("apple notifications", notifications.purge_done),
+    ("register failures", purchases.purge_failures),
 )
 
 

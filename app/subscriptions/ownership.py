@@ -3,17 +3,25 @@
 Runs in the sync's finalizing transaction, with the purchase locked (`repository.lock_purchase`):
 create, refresh, transfer, revoke or expire the subscription, and say which subscription events
 that makes, in SPEC §5's order (the old subscription's end, then the new one).
+
+First the publisher's ownership policy (`Policy`) says whether the claim may have the purchase at
+all. Under `transfer` (Cleeng's) anyone may. Under `appAccountToken`, a purchase whose transaction
+carries an `appAccountToken` is only ever granted to the customer with that token; one without a
+token follows `transfer` when the publisher registers it, and cannot move away from its current
+owner when a customer token does. A claim the policy refuses ends
+PURCHASE_OWNED_BY_ANOTHER_CUSTOMER: no access, and nothing changes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.apple.transactions import ApplePurchase
 from app.db import Executor
-from app.enums import EndReason, ProductType, SubscriptionStatus, SyncResult, Topic
+from app.enums import EndReason, Ownership, ProductType, SubscriptionStatus, SyncResult, Topic
 from app.subscriptions import repository
 from app.subscriptions.access import grants_access, is_active, is_revoked
 from app.subscriptions.events import Event, subscription_event
@@ -65,6 +73,7 @@ def new_subscription(
         original_transaction_id=purchase.original_transaction_id,
         latest_transaction_id=purchase.latest,
         environment=purchase.environment,
+        bundle_id=purchase.bundle_id,
         expires_at=None,
         grace_expires_at=None,
         revoked_at=None,
@@ -106,14 +115,46 @@ class Settled:
 
 
 @dataclass(frozen=True)
+class Policy:
+    """The publisher's ownership policy, as a claim meets it: who made the claim (a customer
+    token, or the publisher), and the claiming customer's `appAccountToken`."""
+
+    ownership: Ownership = Ownership.TRANSFER
+    by_customer: bool = False
+    app_account_token: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
 class Claim:
-    """A sync's claim on a purchase: whose it should be, Apple's verified word on it, and the
-    offer its product maps to (None: none)."""
+    """A sync's claim on a purchase: whose it should be, Apple's verified word on it, the offer
+    its product maps to (None: none), and the policy it answers to."""
 
     publisher_id: int
     customer_id: int
     purchase: ApplePurchase
     offer_id: str | None
+    policy: Policy = Policy()
+
+
+def _token(value: str | None) -> uuid.UUID | None:
+    """Apple's `appAccountToken` as a UUID; one that is not a UUID matches no customer."""
+    try:
+        return None if value is None else uuid.UUID(value)
+    except ValueError:
+        return uuid.UUID(int=0)
+
+
+def owned_by_another(claim: Claim, current: Subscription | None) -> bool:
+    """The policy keeps the purchase from the claim's customer."""
+    policy = claim.policy
+    if policy.ownership != Ownership.APP_ACCOUNT_TOKEN:
+        return False
+    token = _token(claim.purchase.app_account_token)
+    if token is not None:  # the token's customer's alone, whoever asks
+        return token != policy.app_account_token
+    # No token: a customer token cannot take it from its current owner; the publisher can.
+    owner = None if current is None else current.customer_id
+    return policy.by_customer and owner not in (None, claim.customer_id)
 
 
 async def _grant(
@@ -212,6 +253,8 @@ async def settle(db: Executor, claim: Claim, now: datetime) -> Settled:
     purchase = claim.purchase
     latest = await repository.latest(db, claim.publisher_id, purchase.original_transaction_id)
     ended = latest is not None and latest.status == SubscriptionStatus.TERMINATED
+    if owned_by_another(claim, None if ended else latest):
+        return Settled(SyncResult.PURCHASE_OWNED_BY_ANOTHER_CUSTOMER)
     denied = decide(purchase, claim.offer_id, now)
     offer_id = claim.offer_id
     if latest is not None and offer_id is not None and _newer_held(latest, purchase):

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from app.apple.gateway import AppleGateway, Integration
+from app.apple import transactions
+from app.apple.gateway import AppleApp, AppleGateway
 from app.apple.transactions import ApplePurchase, fetch_purchase
-from app.handlers import sync as sync_handler
 from tests.helpers.appstore import Apple, wall_clock_past
 
 Check = Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], None]
@@ -56,8 +56,8 @@ def _read_then(apple: Apple, action: str, body: dict[str, Any]) -> Callable[...,
     """Apple's answer to the sync, then a newer notification posted and applied before the sync
     goes on to finalize."""
 
-    async def read(gateway: AppleGateway, integration: Integration, tid: str) -> ApplePurchase:
-        purchase = await fetch_purchase(gateway, integration, tid)
+    async def read(gateway: AppleGateway, app: AppleApp, tid: str) -> ApplePurchase:
+        purchase = await fetch_purchase(gateway, app, tid)
         await wall_clock_past(_millis(purchase.signed_at))  # the notification is signed later
         await apple.act(tid, action, **body)
         assert await apple.worker.drain() == 1, "the notification is applied first"
@@ -75,7 +75,7 @@ async def test_a_notification_applied_during_a_sync_wins(
     before = await apple.subscription(owner)
     action, body, check = NOTICES[notice]
     customer = owner if claimant == "the owner" else apple.shop.customers[1]
-    monkeypatch.setattr(sync_handler, "fetch_purchase", _read_then(apple, action, body))
+    monkeypatch.setattr(transactions, "fetch_purchase", _read_then(apple, action, body))
     sync_id = await apple.shop.accepted(customer, bought["transactionId"])
     assert await apple.worker.drain() == 1
     monkeypatch.undo()
