@@ -13,6 +13,7 @@ import httpx
 from appstoreserverlibrary.models.Environment import Environment
 from appstoreserverlibrary.signed_data_verifier import SignedDataVerifier
 
+from app.apple.budget import Budget
 from app.apple.library import AppleClient, Credentials, make_verifier
 from app.apple.verifier import load_root_certificates
 from app.config import Settings
@@ -91,8 +92,8 @@ AppKey = tuple[int, str, datetime, Environment]
 class AppleGateway:
     """One API client per app (as last changed) and environment, reused; one verifier likewise."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, budget: Budget) -> None:
+        self.settings, self.budget = settings, budget
         self.roots = load_root_certificates(settings.apple_root_certificates)
         self.http = httpx.AsyncClient(
             timeout=APPLE_TIMEOUT,
