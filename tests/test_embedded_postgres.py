@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from app import embedded_postgres
-from tests.helpers.processes import wait_until
+from tests.helpers.processes import BIN, ServiceProcess, clean_env, free_port, wait_until
 
 JOIN = (
     "import sys; from pathlib import Path; from app.embedded_postgres import start; "
@@ -134,6 +134,64 @@ def test_a_directory_without_a_cluster_is_never_written_over(tmp_path: Path) -> 
     with pytest.raises(embedded_postgres.EmbeddedPostgresError, match="no PG_VERSION"):
         embedded_postgres.start(tmp_path)
     assert (pgdata / "notes.txt").read_text() == "mine"
+
+
+def _old_cluster(data_dir: Path, major: int = 16) -> Path:
+    """What an earlier storekit-sync left: a cluster made by PostgreSQL `major`."""
+    pgdata = data_dir / "postgres"
+    (pgdata / "base" / "1").mkdir(parents=True)
+    (pgdata / "PG_VERSION").write_text(f"{major}\n")
+    (pgdata / "base" / "1" / "1259").write_bytes(b"\x01" * 8192)
+    return pgdata
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["serve", "--port", "0"]])
+def test_an_older_data_dir_stops_with_one_line(tmp_path: Path, command: list[str]) -> None:
+    pgdata = _old_cluster(tmp_path)
+    before = _files(pgdata)
+    result = subprocess.run(
+        [str(BIN), *command],
+        env=clean_env(DATA_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    needed = embedded_postgres.server_version()
+    for words in (
+        "PostgreSQL 16 database",
+        f"runs PostgreSQL {needed}",
+        "dev --fresh",
+        "restoring",
+    ):
+        assert words in lines[0], words
+    assert lines[0].startswith("storekit-sync: ")
+    assert _files(pgdata) == before, "the old data was touched"
+    assert not list(tmp_path.glob("postgres.pg*")), "moved aside without being asked"
+
+
+def test_dev_fresh_moves_the_old_data_aside_and_starts(tmp_path: Path) -> None:
+    before = _files(_old_cluster(tmp_path))
+    port, sim_port = free_port(), free_port()
+    args = ["dev", "--fresh", "--port", str(port), "--simulator-port", str(sim_port)]
+    env = clean_env(DATA_DIR=str(tmp_path), COLUMNS="200")
+    dev = ServiceProcess(args, env, tmp_path / "dev.log")
+    try:
+        wait_until(lambda: "Then poll" in dev.output(), 90, "dev to print its welcome")
+    finally:
+        assert dev.stop(signal.SIGINT) == 0, dev.output()
+    (aside,) = tmp_path.glob("postgres.pg16-*")
+    assert f"moved the old database aside to {aside}" in dev.output()
+    assert _files(aside) == before, "the old data was changed while moved aside"
+    new_version = (tmp_path / "postgres" / "PG_VERSION").read_text().strip()
+    assert new_version == str(embedded_postgres.server_version())
 
 
 def test_set_aside_refuses_a_running_server(tmp_path: Path) -> None:
