@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/deptry .
 
 # make bench, or make bench BENCH_ARGS=--quick (--tiny, --duration S, --rate R, --json PATH)
 bench: $(STAMP)
