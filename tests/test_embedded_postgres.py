@@ -86,6 +86,15 @@ def test_a_killed_process_does_not_keep_the_server_running(tmp_path: Path) -> No
     assert postmaster(tmp_path) is None, "a dead process still counted as a user"
 
 
+def test_a_server_whose_users_all_died_is_stopped_by_the_next_to_leave(tmp_path: Path) -> None:
+    Member(tmp_path).kill()
+    assert postmaster(tmp_path) is not None  # nobody left to stop it, until someone comes
+    newcomer = Member(tmp_path)
+    assert answers(newcomer.url)
+    newcomer.leave()
+    assert postmaster(tmp_path) is None
+
+
 def test_a_killed_server_is_started_again_by_the_next_process(tmp_path: Path) -> None:
     holder = Member(tmp_path)
     pid = postmaster(tmp_path)
