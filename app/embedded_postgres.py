@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import importlib.util
 import logging
 import os
@@ -32,6 +31,7 @@ import shlex
 import shutil
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -117,6 +117,10 @@ def start(data_dir: Path) -> str:
     The server stops when the last process that called this leaves: by `stop()`, at exit, or by
     dying. Calling it again for the same `data_dir` in one process returns the same URL.
     """
+    if sys.platform == "win32":
+        raise EmbeddedPostgresError(
+            "the embedded PostgreSQL runs on Linux and macOS: set DATABASE_URL"
+        )
     pgdata = pgdata_path(data_dir)
     member = _joined.get(pgdata)
     if member is not None and member.pid == os.getpid():
@@ -206,6 +210,8 @@ def _bundled_version() -> tuple[int, str]:
 @contextlib.contextmanager
 def _control_lock(data_dir: Path) -> Iterator[None]:
     """Hold `DATA_DIR/postgres.lock` exclusively: one process at a time starts, joins or leaves."""
+    import fcntl  # here, not above: the service imports this module on Windows too, with a server
+
     fd = os.open(data_dir / f"{PGDATA}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         _flock_within(fd, fcntl.LOCK_EX, LOCK_TIMEOUT, data_dir / f"{PGDATA}.lock")
@@ -215,6 +221,8 @@ def _control_lock(data_dir: Path) -> Iterator[None]:
 
 
 def _flock_within(fd: int, operation: int, timeout: float, path: Path) -> None:
+    import fcntl
+
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -231,12 +239,16 @@ def _flock_within(fd: int, operation: int, timeout: float, path: Path) -> None:
 
 def _hold_shared(path: Path) -> int:
     """Open `path` and take a shared lock on it, held until the process closes it or ends."""
+    import fcntl
+
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_SH)  # never waits: only an exclusive holder could block it,
     return fd  # and that holder also holds the control lock, which we have
 
 
 def _leave(pgdata: Path, member: _Membership) -> None:
+    import fcntl
+
     with _control_lock(pgdata.parent):
         try:
             fcntl.flock(member.users_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
