@@ -191,13 +191,18 @@ def binaries() -> Path:
 
 @lru_cache(maxsize=1)
 def _bundled_version() -> tuple[int, str]:
-    output = subprocess.run(  # noqa: S603  # our own binary
-        [str(binaries() / "postgres"), "--version"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
+    try:
+        output = subprocess.run(  # noqa: S603  # our own binary
+            [str(binaries() / "postgres"), "--version"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise EmbeddedPostgresError(
+            f"the bundled PostgreSQL does not run on this machine ({exc}): set DATABASE_URL"
+        ) from None
     match = re.search(r"(\d+)(?:\.(\d+))?", output)
     if match is None:
         raise EmbeddedPostgresError(f"cannot tell the bundled PostgreSQL's version from {output!r}")
@@ -388,8 +393,23 @@ def _run(program: str, args: list[str], what: str = "") -> None:
     user = _server_user()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     environment["LC_ALL"] = "C"
-    result = subprocess.run(  # noqa: S603  # our own binaries, arguments we built
-        [str(binaries() / program), *args],
+    command = [str(binaries() / program), *args]
+    try:
+        result = _run_as(command, user, environment)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise EmbeddedPostgresError(
+            f"{program} {what}".strip() + f" could not run: {exc}"
+        ) from None
+    if result.returncode != 0:
+        last = (result.stdout.strip().splitlines() or ["no output"])[-1]
+        raise EmbeddedPostgresError(f"{program} {what}".strip() + f" failed: {last}")
+
+
+def _run_as(
+    command: list[str], user: str | None, environment: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603  # our own binaries, arguments we built
+        command,
         user=user,
         group=user,
         extra_groups=[] if user else None,
@@ -402,9 +422,6 @@ def _run(program: str, args: list[str], what: str = "") -> None:
         timeout=PG_CTL_TIMEOUT + 30,
         check=False,
     )
-    if result.returncode != 0:
-        last = (result.stdout.strip().splitlines() or ["no output"])[-1]
-        raise EmbeddedPostgresError(f"{program} {what}".strip() + f" failed: {last}")
 
 
 def _server_user() -> str | None:
