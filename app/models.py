@@ -190,6 +190,8 @@ class Synchronization(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # What Apple signed about the purchase, verified and decoded (never the JWS), at finalize.
+    apple_data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class Subscription(Base):

@@ -11,7 +11,7 @@ import base64
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -72,6 +72,9 @@ class ApplePurchase:
     grace_expires_at: datetime | None = None
     auto_renew: bool = False
     latest_transaction_id: str | None = None
+    # What Apple signed, verified and decoded (never the JWS itself): `transaction`, and for a
+    # subscription `latestTransaction` (when another), `renewalInfo` and `status`.
+    said: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @property
     def latest(self) -> str:
@@ -120,14 +123,20 @@ async def verify(gateway: AppleGateway, call: Callable[[], T]) -> T:
     return _verified(call)
 
 
-def _claimed_environment(signed: str) -> str | None:
-    """The `environment` claim, read without verifying (the verifier checks it afterwards)."""
+def claims_of(signed: str) -> dict[str, Any]:
+    """The claims of a JWS, as JSON: to pick a verifier before verifying, or to keep what a
+    verified one says. Empty when it is no JWS of a JSON object."""
     try:
         payload = signed.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError):
-        return None
-    value = claims.get("environment") if isinstance(claims, dict) else None
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _claimed_environment(signed: str) -> str | None:
+    """The `environment` claim, read without verifying (the verifier checks it afterwards)."""
+    value = claims_of(signed).get("environment")
     return value if isinstance(value, str) else None
 
 
@@ -192,7 +201,9 @@ def _in_trial(transaction: JWSTransactionDecodedPayload) -> bool:
     return transaction.rawOfferType == 1 and discount in (None, "FREE_TRIAL")
 
 
-def _purchase(transaction: JWSTransactionDecodedPayload, requested: str) -> ApplePurchase:
+def _purchase(
+    transaction: JWSTransactionDecodedPayload, requested: str, signed: str
+) -> ApplePurchase:
     if str(transaction.transactionId) != requested:
         raise AppleFinal(INVALID, "Apple signed another transaction than the one asked for")
     return ApplePurchase(
@@ -205,6 +216,7 @@ def _purchase(transaction: JWSTransactionDecodedPayload, requested: str) -> Appl
         revoked_at=millis_to_datetime(transaction.revocationDate),
         in_trial=_in_trial(transaction),
         signed_at=millis_to_datetime(transaction.signedDate),
+        said={"transaction": claims_of(signed)},
     )
 
 
@@ -216,7 +228,7 @@ async def fetch_purchase(
     transaction = await verify(
         gateway, lambda: verifier.verify_and_decode_signed_transaction(signed)
     )
-    purchase = _purchase(transaction, transaction_id)
+    purchase = _purchase(transaction, transaction_id, signed)
     if purchase.product_type != ProductType.AUTO_RENEWABLE:
         return purchase
     return await _with_status(gateway, integration, environment, purchase, (signed, transaction))
@@ -268,6 +280,7 @@ async def _merge_status(
         )
     if str(latest.originalTransactionId) != purchase.original_transaction_id:
         raise AppleFinal(INVALID, "the subscription status belongs to another purchase")
+    said = _said(purchase, signed_transaction, verified[0], signed_renewal, item.rawStatus)
     return ApplePurchase(
         transaction_id=purchase.transaction_id,
         original_transaction_id=purchase.original_transaction_id,
@@ -282,4 +295,19 @@ async def _merge_status(
         grace_expires_at=millis_to_datetime(renewal.gracePeriodExpiresDate) if renewal else None,
         auto_renew=bool(renewal and renewal.rawAutoRenewStatus == 1),
         latest_transaction_id=str(latest.transactionId),
+        said=said,
     )
+
+
+def _said(
+    purchase: ApplePurchase, latest: str, first: str, renewal: str | None, status: int | None
+) -> dict[str, Any]:
+    """What Apple signed about the purchase, every part verified already."""
+    said = dict(purchase.said or {})
+    if latest != first:
+        said["latestTransaction"] = claims_of(latest)
+    if renewal:
+        said["renewalInfo"] = claims_of(str(renewal))
+    if status is not None:
+        said["status"] = status
+    return said

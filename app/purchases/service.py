@@ -175,7 +175,7 @@ async def settle(tx: Executor, sync: Sync, purchase: ApplePurchase, now: datetim
     claim = ownership.Claim(sync.publisher_id, sync.customer_id, purchase, offer_id)
     settled = await ownership.settle(tx, claim, now)
     _finish(sync, settled.result, settled.granted, now)
-    sync.original_transaction_id = original
+    sync.original_transaction_id, sync.apple_data = original, purchase.said
     if settled.subscription is not None:
         sync.offer_id, sync.subscription_id = offer_id, settled.subscription.id
         first = payloads.validation_succeeded(sync, settled.subscription, now, settled.previous)
