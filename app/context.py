@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.activity.tally import Tally
 from app.admin.tokens import PublisherTokens
 from app.apple.gateway import AppleGateway
 from app.clock import Clock
@@ -31,3 +32,4 @@ class Context:
     waker: Waker
     foreground: Foreground
     tokens: PublisherTokens
+    activity: Tally

@@ -387,3 +387,19 @@ class WebhookDeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+class ActivityMinute(Base):
+    """What the service did in one minute, for one publisher (0: every publisher), counted by the
+    processes that did it (`app.activity`): syncs by result, Apple calls and webhook attempts by
+    outcome, and the queue's depth and age (the highest sampled)."""
+
+    __tablename__ = "activity_minutes"
+    __table_args__ = (Index("ix_activity_minutes_minute", "minute"),)
+
+    publisher_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(16), primary_key=True)
+    label: Mapped[str] = mapped_column(String(96), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    total_ms: Mapped[int] = mapped_column(BigInteger)

@@ -17,6 +17,7 @@ from app.purchases.repository import Sync
 from app.subscriptions.model import Subscription
 
 REPOSITORIES = (
+    "app.activity.repository",
     "app.admin.repository",
     "app.jobs.queue",
     "app.notifications.repository",

@@ -12,6 +12,7 @@ import httpx
 from appstoreserverlibrary.models.Environment import Environment
 from appstoreserverlibrary.signed_data_verifier import SignedDataVerifier
 
+from app.activity.tally import Tally
 from app.apple.library import AppleClient, Credentials, make_verifier
 from app.apple.verifier import load_root_certificates
 from app.config import Settings
@@ -73,10 +74,11 @@ FIELDS = (
 
 
 class AppleGateway:
-    """One API client per integration and environment, reused; one verifier likewise."""
+    """One API client per integration and environment, reused; one verifier likewise; the
+    calls' outcomes counted in `activity`."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, activity: Tally) -> None:
+        self.settings, self.activity = settings, activity
         self.roots = load_root_certificates(settings.apple_root_certificates)
         self.http = httpx.AsyncClient(
             timeout=APPLE_TIMEOUT,

@@ -31,7 +31,7 @@ from appstoreserverlibrary.signed_data_verifier import (
 from app.apple.gateway import AppleGateway, Integration
 from app.apple.library import Throttled
 from app.apple.verifier import millis_to_datetime
-from app.enums import ProductType, SyncResult
+from app.enums import ActivityMetric, ProductType, SyncResult
 from app.metrics import APPLE_CALLS, APPLE_LATENCY
 
 T = TypeVar("T")
@@ -154,7 +154,7 @@ def pick_verifier(
     return gateway.verifier(integration, environment)
 
 
-async def _call(operation: str, coroutine: Any) -> Any:
+async def _call(gateway: AppleGateway, publisher_id: int, operation: str, coroutine: Any) -> Any:
     started, outcome = time.perf_counter(), "ok"
     try:
         return await coroutine
@@ -171,8 +171,11 @@ async def _call(operation: str, coroutine: Any) -> Any:
         outcome = type(exc).__name__
         raise AppleTransient(f"unexpected answer from Apple: {type(exc).__name__}") from exc
     finally:
+        elapsed = time.perf_counter() - started
         APPLE_CALLS.labels(operation, outcome).inc()
-        APPLE_LATENCY.labels(operation).observe(time.perf_counter() - started)
+        APPLE_LATENCY.labels(operation).observe(elapsed)
+        label = f"{operation} {outcome}"
+        gateway.activity.count(publisher_id, ActivityMetric.APPLE, label, int(elapsed * 1000))
 
 
 async def _transaction_info(
@@ -184,7 +187,10 @@ async def _transaction_info(
         client = gateway.client(integration, environment)
         try:
             response = await _call(
-                "get_transaction_info", client.get_transaction_info(transaction_id)
+                gateway,
+                integration.publisher_id,
+                "get_transaction_info",
+                client.get_transaction_info(transaction_id),
             )
             return environment, str(response.signedTransactionInfo)
         except AppleFinal as exc:
@@ -244,7 +250,9 @@ async def _with_status(
     """The subscription's current state: latest transaction, Apple's status, renewal info."""
     client = gateway.client(integration, environment)
     statuses = client.get_all_subscription_statuses(purchase.transaction_id)
-    response: StatusResponse = await _call("get_all_subscription_statuses", statuses)
+    response: StatusResponse = await _call(
+        gateway, integration.publisher_id, "get_all_subscription_statuses", statuses
+    )
     for group in response.data or []:
         for item in group.lastTransactions or []:
             if str(item.originalTransactionId) == purchase.original_transaction_id:

@@ -21,10 +21,11 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from app.activity.tally import Tally
 from app.clock import Clock
 from app.config import Settings
 from app.db import Database
-from app.enums import DeliveryStatus
+from app.enums import ActivityMetric, DeliveryStatus
 from app.jobs import queue
 from app.jobs.queue import ClaimedJob
 from app.jobs.worker import holder_id
@@ -100,6 +101,7 @@ class Attempt:
     generation: int
     schedule_step: int
     message: Message
+    publisher_id: int
 
     @property
     def origin(self) -> str:
@@ -129,8 +131,10 @@ class WebhookSender:
         db: Database,
         clock: Clock,
         wake_workers: Callable[[], None],
+        activity: Tally,
     ) -> None:
         self.settings, self.secrets, self.db, self.clock = settings, secrets, db, clock
+        self.activity = activity
         self.wake_workers = wake_workers
         self.http = new_http_client(settings)
         self.slots = OriginSlots(MAX_IN_FLIGHT_PER_ORIGIN)
@@ -170,7 +174,10 @@ class WebhookSender:
             why = ENDPOINT_REMOVED if found.endpoint is None else ENDPOINT_DISABLED
             await repository.settle_unsent(self.db, delivery_id, job.id, why, self.clock.now())
             return None
-        return Attempt(job.id, delivery_id, generation, found.schedule_step, self._message(found))
+        message = self._message(found)
+        return Attempt(
+            job.id, delivery_id, generation, found.schedule_step, message, found.publisher_id
+        )
 
     def _message(self, found: ToSend) -> Message:
         assert found.secret_encrypted is not None
@@ -224,7 +231,9 @@ class WebhookSender:
                 )
         else:
             await repository.conclude(self.db, outcome, now)
-        WEBHOOK_ATTEMPTS.labels(_outcome_label(answer)).inc()
+        label = _outcome_label(answer)
+        WEBHOOK_ATTEMPTS.labels(label).inc()
+        self.activity.count(attempt.publisher_id, ActivityMetric.WEBHOOK, label, answer.duration_ms)
         fields = {"deliveryId": attempt.delivery_id, "webhookId": attempt.message.webhook_id}
         text = answer.error or f"HTTP {answer.status_code}"
         log.info("webhook delivery %s: %s", attempt.delivery_id, text, extra={"fields": fields})
@@ -235,7 +244,7 @@ class WebhookSender:
         body = envelope(held.publisher_id, held.topic, held.data)
         secret = self.secrets.decrypt(held.secret_encrypted)
         message = Message(held.url, held.webhook_id, body, secret)
-        return Attempt(held.job_id, held.delivery_id, 0, 0, message)
+        return Attempt(held.job_id, held.delivery_id, 0, 0, message, held.publisher_id)
 
     async def _hand_back(self, held: list[HeldDelivery]) -> None:
         """Held deliveries that will not go now go to the queue, for any worker, at once."""
