@@ -17,6 +17,7 @@ from app.config import Settings
 from app.db import Database
 from app.jobs.worker import Foreground, Waker
 from app.security import SecretBox, SigningKey
+from app.sessions import SessionSigner, SignInLimiter
 from app.webhooks.delivery import WebhookSender
 
 
@@ -33,3 +34,5 @@ class Context:
     foreground: Foreground
     tokens: PublisherTokens
     activity: Tally
+    sessions: SessionSigner
+    sign_ins: SignInLimiter

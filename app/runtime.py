@@ -29,6 +29,7 @@ from app.handlers.notifications import apply_notification_job
 from app.handlers.sync import run_sync_job
 from app.jobs.worker import Foreground, Handler, Waker, Worker
 from app.security import SecretBox, load_secret_key, load_signing_key
+from app.sessions import SessionSigner, SignInLimiter
 from app.webhooks.delivery import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ async def build_context(
         foreground=foreground or Foreground(),
         tokens=PublisherTokens(),
         activity=activity,
+        sessions=SessionSigner(key),
+        sign_ins=SignInLimiter(),
     )
 
 
