@@ -18,6 +18,7 @@ from app.subscriptions.model import Subscription
 
 REPOSITORIES = (
     "app.activity.repository",
+    "app.console.repository",
     "app.admin.repository",
     "app.jobs.queue",
     "app.notifications.repository",
