@@ -18,6 +18,8 @@ from tests.helpers.shop import Shop
 from tests.helpers.webhooks import subscribe
 
 why = chromium.missing()
+if why is not None and chromium.required():
+    pytest.fail(f"console browser tests cannot run: {why}", pytrace=False)
 if why is not None:
     pytest.skip(f"console browser tests skipped: {why}", allow_module_level=True)
 

@@ -39,6 +39,11 @@ def chromium_path() -> str | None:
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None
 
 
+def required() -> bool:
+    """CI sets CONSOLE_BROWSER_TESTS=required: there, a missing browser fails the run."""
+    return os.environ.get("CONSOLE_BROWSER_TESTS") == "required"
+
+
 def missing() -> str | None:
     """Why the browser tests cannot run here, or None when they can."""
     try:
