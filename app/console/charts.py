@@ -43,7 +43,8 @@ def number(value: float) -> str:
         return DASH
     if value == int(value):
         return f"{int(value):,}"
-    return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
+    shown = f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
+    return shown.rstrip("0").rstrip(".")
 
 
 def _x(index: int, count: int) -> float:

@@ -26,7 +26,8 @@ GRANTED = (
     SyncResult.PURCHASE_OWNERSHIP_TRANSFERRED,
 )
 WEBHOOK_OUTCOMES = {"2xx": "c-ok", "4xx": "c-warn", "5xx": "c-bad", "error": "c-7"}
-GROUP_COLOURS = ("c-1", "c-2", "c-3", "c-4", "c-5", "c-6", "c-7", "c-8")
+# Failures in warm colours first, so that trouble stands out from the green of success.
+FAILURE_COLOURS = ("c-bad", "c-7", "c-4", "c-5", "c-3", "c-6", "c-8", "c-1")
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def _zeroed(values: list[float]) -> list[float]:
 def _sync_css(result: str, failures: list[str]) -> str:
     if result in GRANTED:
         return ("c-ok", "c-1", "c-2")[GRANTED.index(SyncResult(result))]
-    return ("c-bad", "c-warn", "c-7", "c-8", "c-5", "c-6", "c-3", "c-4")[failures.index(result) % 8]
+    return FAILURE_COLOURS[failures.index(result) % 8]
 
 
 def syncs_chart(points: list[Point], buckets: list[datetime], span: Range) -> Chart:
@@ -199,7 +200,7 @@ def apple_chart(points: list[Point], buckets: list[datetime], span: Range) -> Ch
     others = sorted(o for o in by_outcome if o != "ok")
     series = [Series("ok", by_outcome["ok"], "c-ok")] if "ok" in by_outcome else []
     series += [
-        Series(o, by_outcome[o], "c-warn" if o == "429" else GROUP_COLOURS[i % 8])
+        Series(o, by_outcome[o], "c-warn" if o == "429" else FAILURE_COLOURS[i % 8])
         for i, o in enumerate(others)
     ]
     total = sum(s.total for s in series)
