@@ -1,4 +1,5 @@
-"""Apple's App Store Server API for each publisher's app: its clients, its verifiers, environments."""
+"""Apple's App Store Server API for each app of each publisher: its clients, its verifiers,
+its environments."""
 
 from __future__ import annotations
 
@@ -16,14 +17,22 @@ from app.activity.tally import Tally
 from app.apple.library import AppleClient, Credentials, make_verifier
 from app.apple.verifier import load_root_certificates
 from app.config import Settings
-from app.security import SecretBox
+from app.security import Purpose, SecretBox, row_binding
 
 APPLE_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+APP_TABLE = "storekit2_apps"
+KEY_PURPOSE: Purpose = "apple-private-key"
+
+
+def key_binding(publisher_id: int, bundle_id: str) -> str:
+    """What an app's sealed private key is bound to: its row of `storekit2_apps`."""
+    return row_binding(APP_TABLE, publisher_id, bundle_id)
 
 
 @dataclass(frozen=True)
-class Integration:
-    """A publisher's StoreKit 2 settings, with the private key decrypted (never logged)."""
+class AppleApp:
+    """One app of a publisher, as Apple knows it: bundle id, app id, the In-App Purchase key
+    (decrypted; never logged) and the environments it is asked in."""
 
     publisher_id: int
     bundle_id: str
@@ -40,22 +49,26 @@ class Integration:
         return [Environment(self.environment)]
 
     def __repr__(self) -> str:
-        return f"Integration(publisher_id={self.publisher_id}, bundle_id={self.bundle_id!r})"
+        return f"AppleApp(publisher_id={self.publisher_id}, bundle_id={self.bundle_id!r})"
 
     @property
     def credentials(self) -> Credentials:
         return Credentials(self.private_key, self.key_id, self.issuer_id, self.bundle_id)
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any], box: SecretBox) -> Integration:
-        """From a `storekit2_integrations` row (the columns of `FIELDS`)."""
+    def from_record(cls, record: Mapping[str, Any], box: SecretBox) -> AppleApp:
+        """From a `storekit2_apps` row (the columns of `FIELDS`)."""
+        publisher_id, bundle_id = record["publisher_id"], record["bundle_id"]
+        sealed = record["private_key_encrypted"]
         return cls(
-            publisher_id=record["publisher_id"],
-            bundle_id=record["bundle_id"],
+            publisher_id=publisher_id,
+            bundle_id=bundle_id,
             app_apple_id=record["app_apple_id"],
             issuer_id=record["issuer_id"],
             key_id=record["key_id"],
-            private_key=box.decrypt(record["private_key_encrypted"]),
+            private_key=box.open(
+                sealed, purpose=KEY_PURPOSE, bound_to=key_binding(publisher_id, bundle_id)
+            ),
             environment=record["environment"],
             updated_at=record["updated_at"],
         )
@@ -73,9 +86,12 @@ FIELDS = (
 )
 
 
+AppKey = tuple[int, str, datetime, Environment]
+
+
 class AppleGateway:
-    """One API client per integration and environment, reused; one verifier likewise; the
-    calls' outcomes counted in `activity`."""
+    """One API client per app (as last changed) and environment, reused; one verifier likewise;
+    the calls' outcomes counted in `activity`."""
 
     def __init__(self, settings: Settings, activity: Tally) -> None:
         self.settings, self.activity = settings, activity
@@ -84,27 +100,29 @@ class AppleGateway:
             timeout=APPLE_TIMEOUT,
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
         )
-        self._clients: dict[tuple[int, datetime, Environment], AppleClient] = {}
-        self._verifiers: dict[tuple[int, datetime, Environment], SignedDataVerifier] = {}
+        self._clients: dict[AppKey, AppleClient] = {}
+        self._verifiers: dict[AppKey, SignedDataVerifier] = {}
 
-    def client(self, integration: Integration, environment: Environment) -> AppleClient:
-        key = (integration.publisher_id, integration.updated_at, environment)
+    @staticmethod
+    def _key(app: AppleApp, environment: Environment) -> AppKey:
+        return (app.publisher_id, app.bundle_id, app.updated_at, environment)
+
+    def client(self, app: AppleApp, environment: Environment) -> AppleClient:
+        key = self._key(app, environment)
         if key not in self._clients:
             base_url = self.settings.apple_api_base_url
-            self._clients[key] = AppleClient(
-                integration.credentials, environment, self.http, base_url
-            )
+            self._clients[key] = AppleClient(app.credentials, environment, self.http, base_url)
         return self._clients[key]
 
-    def verifier(self, integration: Integration, environment: Environment) -> SignedDataVerifier:
-        key = (integration.publisher_id, integration.updated_at, environment)
+    def verifier(self, app: AppleApp, environment: Environment) -> SignedDataVerifier:
+        key = self._key(app, environment)
         if key not in self._verifiers:
             self._verifiers[key] = make_verifier(
                 self.roots,
                 self.settings.apple_online_checks,
                 environment,
-                integration.bundle_id,
-                integration.app_apple_id,
+                app.bundle_id,
+                app.app_apple_id,
             )
         return self._verifiers[key]
 

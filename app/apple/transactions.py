@@ -1,7 +1,8 @@
 """Ask Apple about one transaction and verify everything it signed (SPEC §3, DESIGN decision 4).
 
-`fetch_purchase` returns the verified facts of a purchase, or raises `AppleTransient` (try again
-later) or `AppleFinal` (the sync ends with that result).
+`fetch_purchase` asks with one app's credentials, `find_purchase` with each of a publisher's apps
+in turn. Both return the verified facts of a purchase, or raise `AppleTransient` (try again later)
+or `AppleFinal` (the sync ends with that result).
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -28,13 +30,14 @@ from appstoreserverlibrary.signed_data_verifier import (
     VerificationStatus,
 )
 
-from app.apple.gateway import AppleGateway, Integration
+from app.apple.gateway import AppleApp, AppleGateway
 from app.apple.library import Throttled
 from app.apple.verifier import millis_to_datetime
 from app.enums import ActivityMetric, ProductType, SyncResult
 from app.metrics import APPLE_CALLS, APPLE_LATENCY
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 NOT_FOUND = SyncResult.TRANSACTION_ID_NOT_FOUND
 INVALID = SyncResult.INVALID_TRANSACTION
@@ -72,6 +75,8 @@ class ApplePurchase:
     grace_expires_at: datetime | None = None
     auto_renew: bool = False
     latest_transaction_id: str | None = None
+    bundle_id: str | None = None  # the app it was bought in
+    app_account_token: str | None = None  # the UUID the app passed to StoreKit, if any
     # What Apple signed, verified and decoded (never the JWS itself): `transaction`, and for a
     # subscription `latestTransaction` (when another), `renewalInfo` and `status`.
     said: dict[str, Any] | None = field(default=None, compare=False, hash=False)
@@ -140,18 +145,16 @@ def _claimed_environment(signed: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def pick_verifier(
-    gateway: AppleGateway, integration: Integration, signed: str
-) -> SignedDataVerifier:
-    """The verifier for the environment the data claims, if the integration allows it.
+def pick_verifier(gateway: AppleGateway, app: AppleApp, signed: str) -> SignedDataVerifier:
+    """The verifier for the environment the data claims, if the app allows it.
 
     One base URL may serve both environments (APPLE_API_BASE_URL, a proxy, the simulator), so the
     signed environment decides; the verifier still checks it, with the signature and the chain.
     """
-    allowed = integration.environments()
+    allowed = app.environments()
     claimed = _claimed_environment(signed)
     environment = next((e for e in allowed if e.value == claimed), allowed[0])
-    return gateway.verifier(integration, environment)
+    return gateway.verifier(app, environment)
 
 
 async def _call(gateway: AppleGateway, publisher_id: int, operation: str, coroutine: Any) -> Any:
@@ -179,27 +182,31 @@ async def _call(gateway: AppleGateway, publisher_id: int, operation: str, corout
 
 
 async def _transaction_info(
-    gateway: AppleGateway, integration: Integration, transaction_id: str
+    gateway: AppleGateway, app: AppleApp, transaction_id: str
 ) -> tuple[Environment, str]:
     """Ask each allowed environment in turn (Auto: Production, then Sandbox on 4040010 or 401)."""
     last: Exception = AppleFinal(NOT_FOUND, "no environment to ask")
-    for environment in integration.environments():
-        client = gateway.client(integration, environment)
+    for environment in app.environments():
+        client = gateway.client(app, environment)
         try:
             response = await _call(
                 gateway,
-                integration.publisher_id,
+                app.publisher_id,
                 "get_transaction_info",
                 client.get_transaction_info(transaction_id),
             )
             return environment, str(response.signedTransactionInfo)
         except AppleFinal as exc:
             last = exc
-            cause = exc.__cause__
-            unauthorized = isinstance(cause, APIException) and cause.http_status_code == 401
-            if exc.result != NOT_FOUND and not unauthorized:
+            if exc.result != NOT_FOUND and not refused(exc):
                 raise
     raise last
+
+
+def refused(exc: AppleFinal) -> bool:
+    """Apple refused the app's credentials (401)."""
+    cause = exc.__cause__
+    return isinstance(cause, APIException) and cause.http_status_code == 401
 
 
 def _in_trial(transaction: JWSTransactionDecodedPayload) -> bool:
@@ -222,41 +229,47 @@ def _purchase(
         revoked_at=millis_to_datetime(transaction.revocationDate),
         in_trial=_in_trial(transaction),
         signed_at=millis_to_datetime(transaction.signedDate),
+        bundle_id=None if transaction.bundleId is None else str(transaction.bundleId),
+        app_account_token=_text(transaction.appAccountToken),
         said={"transaction": claims_of(signed)},
     )
 
 
+def _text(value: object) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
 async def fetch_purchase(
-    gateway: AppleGateway, integration: Integration, transaction_id: str
+    gateway: AppleGateway, app: AppleApp, transaction_id: str
 ) -> ApplePurchase:
-    environment, signed = await _transaction_info(gateway, integration, transaction_id)
-    verifier = pick_verifier(gateway, integration, signed)
+    environment, signed = await _transaction_info(gateway, app, transaction_id)
+    verifier = pick_verifier(gateway, app, signed)
     transaction = await verify(
         gateway, lambda: verifier.verify_and_decode_signed_transaction(signed)
     )
     purchase = _purchase(transaction, transaction_id, signed)
     if purchase.product_type != ProductType.AUTO_RENEWABLE:
         return purchase
-    return await _with_status(gateway, integration, environment, purchase, (signed, transaction))
+    return await _with_status(gateway, app, environment, purchase, (signed, transaction))
 
 
 async def _with_status(
     gateway: AppleGateway,
-    integration: Integration,
+    app: AppleApp,
     environment: Environment,
     purchase: ApplePurchase,
     verified: tuple[str, JWSTransactionDecodedPayload],
 ) -> ApplePurchase:
     """The subscription's current state: latest transaction, Apple's status, renewal info."""
-    client = gateway.client(integration, environment)
+    client = gateway.client(app, environment)
     statuses = client.get_all_subscription_statuses(purchase.transaction_id)
     response: StatusResponse = await _call(
-        gateway, integration.publisher_id, "get_all_subscription_statuses", statuses
+        gateway, app.publisher_id, "get_all_subscription_statuses", statuses
     )
     for group in response.data or []:
         for item in group.lastTransactions or []:
             if str(item.originalTransactionId) == purchase.original_transaction_id:
-                return await _merge_status(gateway, integration, purchase, item, verified)
+                return await _merge_status(gateway, app, purchase, item, verified)
     return purchase
 
 
@@ -268,13 +281,13 @@ def _newest(*signed_dates: int | None) -> datetime | None:
 
 async def _merge_status(
     gateway: AppleGateway,
-    integration: Integration,
+    app: AppleApp,
     purchase: ApplePurchase,
     item: Any,
     verified: tuple[str, JWSTransactionDecodedPayload],
 ) -> ApplePurchase:
     signed_transaction, signed_renewal = str(item.signedTransactionInfo), item.signedRenewalInfo
-    verifier = pick_verifier(gateway, integration, signed_transaction)
+    verifier = pick_verifier(gateway, app, signed_transaction)
     if signed_transaction == verified[0]:  # the very JWS verified a moment ago
         latest = verified[1]
     else:
@@ -303,6 +316,8 @@ async def _merge_status(
         grace_expires_at=millis_to_datetime(renewal.gracePeriodExpiresDate) if renewal else None,
         auto_renew=bool(renewal and renewal.rawAutoRenewStatus == 1),
         latest_transaction_id=str(latest.transactionId),
+        bundle_id=purchase.bundle_id,
+        app_account_token=purchase.app_account_token or _text(latest.appAccountToken),
         said=said,
     )
 
@@ -319,3 +334,41 @@ def _said(
     if status is not None:
         said["status"] = status
     return said
+
+
+async def find_purchase(
+    gateway: AppleGateway, apps: Sequence[AppleApp], transaction_id: str
+) -> ApplePurchase:
+    """Ask each app in the order given until one knows the transaction (an app Apple answers
+    4040010 for, in each of its environments, passes it on).
+
+    An app whose credentials Apple refuses (401) is logged and skipped; a transient failure of one
+    app is kept while the others are asked. Then, when no app knew it: that transient failure if
+    there was one (the app may know it: the sync tries again later), else TRANSACTION_ID_NOT_FOUND
+    if at least one app could be asked, else (every app refused) APPLE_UNAVAILABLE. Anything else
+    final (a signature that fails verification) ends it at once.
+    """
+    transient: AppleTransient | None = None
+    asked, skipped = [], []
+    for app in apps:
+        try:
+            return await fetch_purchase(gateway, app, transaction_id)
+        except AppleTransient as exc:
+            transient = transient or exc
+        except AppleFinal as exc:
+            if refused(exc):
+                skipped.append(app.bundle_id)
+                fields = {"publisherId": app.publisher_id, "bundleId": app.bundle_id}
+                log.warning("Apple refused the app's credentials (401)", extra={"fields": fields})
+                continue
+            if exc.result != NOT_FOUND:
+                raise
+            asked.append(app.bundle_id)
+    if transient is not None:
+        raise transient
+    refusals = f"; Apple refused the credentials of {', '.join(skipped)}" if skipped else ""
+    if asked:
+        raise AppleFinal(NOT_FOUND, f"not found in {', '.join(asked)}{refusals}")
+    if skipped:
+        raise AppleFinal(UNAVAILABLE, f"Apple refused the credentials of {', '.join(skipped)}")
+    raise AppleFinal(NOT_FOUND, "the publisher has no app to ask")

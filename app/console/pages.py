@@ -157,6 +157,7 @@ async def publisher(request: Request, context: Ctx, publisher_id: PublisherId) -
         "publishers",
         f"Publisher {row['name']}",
         publisher=row,
+        apps=await repository.apps(context.db, publisher_id),
         endpoints=endpoints,
     )
 

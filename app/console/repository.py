@@ -24,17 +24,19 @@ EVENT_LIMIT = 100
 ATTEMPT_LIMIT = 20  # per delivery on a timeline; a delivery's own page shows more
 DELIVERY_ATTEMPT_LIMIT = 200
 PUBLISHER_LIMIT = 200
+APP_LIMIT = 100
 
 _FINALIZED = f"'{SyncStatus.FINALIZED}'"
 _UNFINALIZED = f"status <> {_FINALIZED}"
 
 SYNC_COLUMNS = (
-    "s.publisher_id, s.id, s.kind, s.transaction_id, s.customer_id, s.ip_address,"
+    "s.publisher_id, s.id, s.kind, s.caller, s.bundle_id, s.transaction_id, s.customer_id,"
+    " s.ip_address,"
     " s.correlation_id, s.status, s.attempts, s.result, s.access_granted, s.offer_id,"
     " s.original_transaction_id, s.subscription_id, s.last_error, s.created_at, s.updated_at,"
     " s.apple_data"
 )
-CUSTOMER_COLUMNS = "c.id, c.publisher_id, c.email, c.external_id, c.created_at"
+CUSTOMER_COLUMNS = "c.id, c.publisher_id, c.email, c.external_id, c.app_account_token, c.created_at"
 SUBSCRIPTION_SELECT = ", ".join(f"b.{name}" for name in SUBSCRIPTION_COLUMNS)
 NOTIFICATION_COLUMNS = (
     "n.id, n.notification_uuid, n.notification_type, n.subtype, n.environment,"
@@ -298,19 +300,27 @@ async def delivery(db: Executor, publisher_id: int, delivery_id: int) -> Row | N
 
 # Publishers ---------------------------------------------------------------------------------------
 
+# The first publishers by name, each with its integration and the bundle ids of its apps.
 PUBLISHERS = f"""
-SELECT p.id, p.name, p.created_at, i.bundle_id, i.environment, i.active
+SELECT p.id, p.name, p.created_at, i.active, i.ownership,
+    array(SELECT bundle_id FROM storekit2_apps WHERE publisher_id = p.id
+          ORDER BY bundle_id LIMIT {APP_LIMIT}) AS bundle_ids
 FROM publishers AS p LEFT JOIN storekit2_integrations AS i ON i.publisher_id = p.id
 ORDER BY p.name, p.id
 LIMIT {PUBLISHER_LIMIT}
 """  # noqa: S608
 
 PUBLISHER = """
-SELECT p.id, p.name, p.created_at, i.bundle_id, i.app_apple_id, i.environment, i.active,
-    i.updated_at AS integration_updated_at
+SELECT p.id, p.name, p.created_at, i.active, i.ownership, i.updated_at AS integration_updated_at
 FROM publishers AS p LEFT JOIN storekit2_integrations AS i ON i.publisher_id = p.id
 WHERE p.id = $1
 """
+
+# A publisher's apps, never their keys.
+APPS = f"""
+SELECT bundle_id, app_apple_id, environment, created_at, updated_at FROM storekit2_apps
+WHERE publisher_id = $1 ORDER BY created_at, bundle_id LIMIT {APP_LIMIT}
+"""  # noqa: S608
 
 ENDPOINTS = """
 SELECT topic, url, active, disabled_at FROM webhook_endpoints
@@ -327,6 +337,10 @@ async def publishers(db: Executor) -> list[Row]:
 
 async def publisher(db: Executor, publisher_id: int) -> Row | None:
     return await db.fetchrow(PUBLISHER, publisher_id)
+
+
+async def apps(db: Executor, publisher_id: int) -> list[Row]:
+    return list(await db.fetch(APPS, publisher_id))
 
 
 async def endpoints(db: Executor, publisher_id: int) -> list[Row]:

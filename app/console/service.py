@@ -17,12 +17,14 @@ from app.webhooks import service as webhooks
 
 @dataclass(frozen=True)
 class Resync:
-    """What a re-sync registers: the purchase's last transaction, for its customer."""
+    """What a re-sync registers: the purchase's last transaction, for its customer, in its app
+    (when known)."""
 
     publisher_id: int
     original: str
     customer_id: int
     transaction_id: str
+    bundle_id: str | None
     because: str  # where they come from, as the confirmation says it
 
 
@@ -41,6 +43,7 @@ async def resync_target(db: Executor, publisher_id: int, original: str) -> Resyn
             original,
             subscription["customer_id"],
             subscription["latest_transaction_id"],
+            subscription["bundle_id"],
             f"the latest transaction of subscription {subscription['id']}",
         )
     syncs = await repository.purchase_syncs(db, publisher_id, original)
@@ -52,6 +55,7 @@ async def resync_target(db: Executor, publisher_id: int, original: str) -> Resyn
         original,
         last["customer_id"],
         last["transaction_id"],
+        last["bundle_id"],
         f"the transaction of the last sync, {last['id']}",
     )
 
@@ -60,9 +64,10 @@ async def resync(db: Database, target: Resync, now: datetime) -> str:
     """A register of the purchase's last transaction for its customer, as its publisher would
     send it; the new sync's id. Raises what a register raises (409 while one runs, …)."""
     caller = Caller(CallerKind.PUBLISHER, publisher_id=target.publisher_id)
-    body = PurchaseRequest.model_validate(
-        {"cleengCustomerId": target.customer_id, "transactionId": target.transaction_id}
-    )
+    request = {"cleengCustomerId": target.customer_id, "transactionId": target.transaction_id}
+    if target.bundle_id is not None:
+        request["bundleId"] = target.bundle_id
+    body = PurchaseRequest.model_validate(request)
     return await purchases.register(db, caller, body, None, now)
 
 

@@ -79,6 +79,7 @@ async def test_a_sync_shows_what_apple_said(shop: Shop, worker: Worker, operator
     assert "What Apple said" in seen and "Auto-Renewable Subscription" in seen
     assert "Auto renew status 1 (on)" in seen
     assert "Status 1 (active)" in seen
+    assert f"App {shop.bundle_id}" in seen  # the app Apple knew it in
     missing = await shop.accepted(shop.customers[1], "2000000999999997")
     await worker.drain()
     page = await operator.get(f"/console/publishers/{shop.publisher.id}/syncs/{missing}")
@@ -164,3 +165,17 @@ async def test_the_overview_charts_what_was_done(
     assert "Every publisher, over the last day" in text_of(day.text)
     assert "Jobs due now" in text_of(day.text) and "Queue depth" in text_of(day.text)
     assert "<script" not in day.text
+
+
+async def test_a_publisher_s_page_lists_its_apps_and_endpoints(
+    shop: Shop, receiver: Receiver, operator: Console
+) -> None:
+    await subscribe(shop.client, shop.publisher, receiver, ["listed"])
+    page = await operator.get(f"/console/publishers/{shop.publisher.id}")
+    seen = text_of(page.text)
+    assert shop.bundle_id in seen and "Sandbox" in seen
+    assert "Ownership policy transfer" in seen
+    assert receiver.url("listed") in seen
+    assert "privateKey" not in page.text and "BEGIN PRIVATE KEY" not in page.text
+    listed = text_of((await operator.get("/console/publishers")).text)
+    assert shop.bundle_id in listed

@@ -34,9 +34,11 @@ async def generic_scans(url: str, sql: str, arguments: list[object]) -> list[dic
     try:
         types = [t.name for t in (await connection.prepare(sql)).get_parameters()]
         await connection.execute("SET plan_cache_mode = force_generic_plan")
-        await connection.execute(f"PREPARE q({', '.join(types)}) AS {sql}")
+        typed = f"({', '.join(types)})" if types else ""
+        await connection.execute(f"PREPARE q{typed} AS {sql}")
         values = ", ".join(_literal(value) for value in arguments)
-        explained = await connection.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE q({values})")
+        given = f"({values})" if values else ""
+        explained = await connection.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE q{given}")
     finally:
         await connection.close()
     return list(scans(json.loads(explained)[0]["Plan"]))

@@ -5,8 +5,8 @@ Building the indexes reads their tables once and holds off writes to them meanwh
 millions of rows); run the migration when traffic is quiet, or create them CONCURRENTLY by hand
 first (the same names and definitions: this migration then finds them and does nothing).
 
-Revision ID: 0011
-Revises: 0008
+Revision ID: 0013
+Revises: 0012
 """
 
 from collections.abc import Sequence
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision: str = "0011"
-down_revision: str | None = "0008"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -62,8 +62,8 @@ def upgrade() -> None:
         op.create_index(
             name, "synchronizations", columns, postgresql_where=where, if_not_exists=True
         )
-    # A sync's webhook events, a subscription's (a notification's name no sync), an event's
-    # deliveries (which deleting an event cascades to as well).
+    # A sync's webhook events, and a subscription's (a notification's name no sync). An event's
+    # deliveries have theirs already (0010).
     op.create_index(
         "ix_webhook_events_sync",
         "webhook_events",
@@ -78,13 +78,9 @@ def upgrade() -> None:
         postgresql_where=sa.text("(payload ->> 'subscriptionId') IS NOT NULL"),
         if_not_exists=True,
     )
-    op.create_index(
-        "ix_webhook_deliveries_event", "webhook_deliveries", ["event_id"], if_not_exists=True
-    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_webhook_deliveries_event", table_name="webhook_deliveries")
     op.drop_index("ix_webhook_events_subscription", table_name="webhook_events")
     op.drop_index("ix_webhook_events_sync", table_name="webhook_events")
     for name, _, _ in SYNC_INDEXES:
