@@ -11,13 +11,15 @@ from app.activity import repository
 from app.activity.flush import flush
 from app.activity.tally import ALL_PUBLISHERS, Tally
 from app.clock import MovableClock
+from app.config import Settings
 from app.context import Context
 from app.db import Executor, Row
 from app.enums import ActivityMetric
 from app.jobs.worker import Worker
+from tests.helpers.api import running
 from tests.helpers.receiver import Receiver
 from tests.helpers.shop import Shop
-from tests.helpers.webhooks import subscribe
+from tests.helpers.webhooks import context_of, subscribe
 
 
 async def _counts(db: Executor, publisher_id: int, metric: ActivityMetric) -> dict[str, int]:
@@ -145,3 +147,15 @@ async def test_the_queue_is_sampled_once_a_minute_at_its_highest(context: Contex
         timedelta(minutes=1),
     )
     assert [(p.label, p.peak) for p in points] == [("", 0)]
+
+
+async def test_a_stopping_process_writes_what_it_counted(settings: Settings) -> None:
+    clock = MovableClock(datetime(2031, 5, 4, 6, 0, tzinfo=UTC))
+    pid = 990_000_003
+    async with running(settings, clock) as (app, _):
+        context_of(app).activity.count(pid, ActivityMetric.SYNC, "OFFER_NOT_FOUND")
+        db = context_of(app).db
+        assert await _counts(db, pid, ActivityMetric.SYNC) == {}
+    async with running(settings, clock) as (app, _):
+        counted = await _counts(context_of(app).db, pid, ActivityMetric.SYNC)
+    assert counted == {"OFFER_NOT_FOUND": 1}
