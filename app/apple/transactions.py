@@ -33,7 +33,7 @@ from appstoreserverlibrary.signed_data_verifier import (
 from app.apple.gateway import AppleApp, AppleGateway
 from app.apple.library import Throttled
 from app.apple.verifier import millis_to_datetime
-from app.enums import ActivityMetric, ProductType, SyncResult
+from app.enums import ActivityMetric, SyncResult
 from app.metrics import APPLE_CALLS, APPLE_LATENCY
 
 T = TypeVar("T")
@@ -77,8 +77,9 @@ class ApplePurchase:
     latest_transaction_id: str | None = None
     bundle_id: str | None = None  # the app it was bought in
     app_account_token: str | None = None  # the UUID the app passed to StoreKit, if any
-    # What Apple signed, verified and decoded (never the JWS itself): `transaction`, and for a
-    # subscription `latestTransaction` (when another), `renewalInfo` and `status`.
+    # What Apple signed, verified and decoded (never the JWS itself): `transaction` (the one asked
+    # about, when Apple returned it by itself), and for a subscription `latestTransaction` (when
+    # another, or the only one returned), `renewalInfo` and `status`.
     said: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @property
@@ -181,28 +182,6 @@ async def _call(gateway: AppleGateway, publisher_id: int, operation: str, corout
         gateway.activity.count(publisher_id, ActivityMetric.APPLE, label, int(elapsed * 1000))
 
 
-async def _transaction_info(
-    gateway: AppleGateway, app: AppleApp, transaction_id: str
-) -> tuple[Environment, str]:
-    """Ask each allowed environment in turn (Auto: Production, then Sandbox on 4040010 or 401)."""
-    last: Exception = AppleFinal(NOT_FOUND, "no environment to ask")
-    for environment in app.environments():
-        client = gateway.client(app, environment)
-        try:
-            response = await _call(
-                gateway,
-                app.publisher_id,
-                "get_transaction_info",
-                client.get_transaction_info(transaction_id),
-            )
-            return environment, str(response.signedTransactionInfo)
-        except AppleFinal as exc:
-            last = exc
-            if exc.result != NOT_FOUND and not refused(exc):
-                raise
-    raise last
-
-
 def refused(exc: AppleFinal) -> bool:
     """Apple refused the app's credentials (401)."""
     cause = exc.__cause__
@@ -214,13 +193,10 @@ def _in_trial(transaction: JWSTransactionDecodedPayload) -> bool:
     return transaction.rawOfferType == 1 and discount in (None, "FREE_TRIAL")
 
 
-def _purchase(
-    transaction: JWSTransactionDecodedPayload, requested: str, signed: str
-) -> ApplePurchase:
-    if str(transaction.transactionId) != requested:
-        raise AppleFinal(INVALID, "Apple signed another transaction than the one asked for")
+def _facts(transaction: JWSTransactionDecodedPayload, signed: str) -> ApplePurchase:
+    """What a verified transaction (and its JWS) says of its purchase."""
     return ApplePurchase(
-        transaction_id=requested,
+        transaction_id=str(transaction.transactionId),
         original_transaction_id=str(transaction.originalTransactionId),
         product_id=str(transaction.productId),
         product_type=str(transaction.rawType),
@@ -235,6 +211,14 @@ def _purchase(
     )
 
 
+def _purchase(
+    transaction: JWSTransactionDecodedPayload, requested: str, signed: str
+) -> ApplePurchase:
+    if str(transaction.transactionId) != requested:
+        raise AppleFinal(INVALID, "Apple signed another transaction than the one asked for")
+    return _facts(transaction, signed)
+
+
 def _text(value: object) -> str | None:
     return None if value is None or value == "" else str(value)
 
@@ -242,35 +226,73 @@ def _text(value: object) -> str | None:
 async def fetch_purchase(
     gateway: AppleGateway, app: AppleApp, transaction_id: str
 ) -> ApplePurchase:
-    environment, signed = await _transaction_info(gateway, app, transaction_id)
+    """Apple's verified word on the transaction, asking each environment the app allows in turn
+    (Auto: Production, then Sandbox when Production does not know it or refuses the key)."""
+    last: Exception = AppleFinal(NOT_FOUND, "no environment to ask")
+    for environment in app.environments():
+        try:
+            return await _fetch_in(gateway, app, environment, transaction_id)
+        except AppleFinal as exc:
+            last = exc
+            if exc.result != NOT_FOUND and not refused(exc):
+                raise
+    raise last
+
+
+async def _fetch_in(
+    gateway: AppleGateway, app: AppleApp, environment: Environment, transaction_id: str
+) -> ApplePurchase:
+    """One call for a subscription: Get All Subscription Statuses, asked with the transaction,
+    answers only if Apple knows it, and carries the subscription's latest transaction and renewal
+    info, each verified. Only when the transaction is none of its subscriptions' (a one-time
+    purchase; a renewal that is no longer the latest) is Get Transaction Info asked too."""
+    client = gateway.client(app, environment)
+    statuses = client.get_all_subscription_statuses(transaction_id)
+    response: StatusResponse = await _call(
+        gateway, app.publisher_id, "get_all_subscription_statuses", statuses
+    )
+    item = _subscription_of(response, transaction_id)
+    if item is not None:
+        return await _merge_status(gateway, app, transaction_id, item, None)
+    info = client.get_transaction_info(transaction_id)
+    answer = await _call(gateway, app.publisher_id, "get_transaction_info", info)
+    signed = str(answer.signedTransactionInfo)
     verifier = pick_verifier(gateway, app, signed)
     transaction = await verify(
         gateway, lambda: verifier.verify_and_decode_signed_transaction(signed)
     )
     purchase = _purchase(transaction, transaction_id, signed)
-    if purchase.product_type != ProductType.AUTO_RENEWABLE:
-        return purchase
-    return await _with_status(gateway, app, environment, purchase, (signed, transaction))
-
-
-async def _with_status(
-    gateway: AppleGateway,
-    app: AppleApp,
-    environment: Environment,
-    purchase: ApplePurchase,
-    verified: tuple[str, JWSTransactionDecodedPayload],
-) -> ApplePurchase:
-    """The subscription's current state: latest transaction, Apple's status, renewal info."""
-    client = gateway.client(app, environment)
-    statuses = client.get_all_subscription_statuses(purchase.transaction_id)
-    response: StatusResponse = await _call(
-        gateway, app.publisher_id, "get_all_subscription_statuses", statuses
-    )
-    for group in response.data or []:
-        for item in group.lastTransactions or []:
-            if str(item.originalTransactionId) == purchase.original_transaction_id:
-                return await _merge_status(gateway, app, purchase, item, verified)
+    original = purchase.original_transaction_id
+    for candidate in _items(response):
+        if str(candidate.originalTransactionId) == original:
+            return await _merge_status(gateway, app, transaction_id, candidate, (signed, purchase))
     return purchase
+
+
+def _items(response: StatusResponse) -> list[Any]:
+    return [item for group in response.data or [] for item in group.lastTransactions or []]
+
+
+def _unverified_ids(signed: str) -> tuple[str | None, str | None]:
+    """The transaction and original transaction ids a JWS claims: only to pick it among others;
+    it is verified before anything is read from it."""
+    try:
+        payload = signed.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return None, None
+    if not isinstance(claims, dict):
+        return None, None
+    return _text(claims.get("transactionId")), _text(claims.get("originalTransactionId"))
+
+
+def _subscription_of(response: StatusResponse, transaction_id: str) -> Any | None:
+    """The subscription whose latest transaction, or whose original one, is the transaction."""
+    for item in _items(response):
+        latest, original = _unverified_ids(str(item.signedTransactionInfo))
+        if transaction_id in (latest, original):
+            return item
+    return None
 
 
 def _newest(*signed_dates: int | None) -> datetime | None:
@@ -279,61 +301,87 @@ def _newest(*signed_dates: int | None) -> datetime | None:
     return millis_to_datetime(max(dates)) if dates else None
 
 
-async def _merge_status(
-    gateway: AppleGateway,
-    app: AppleApp,
-    purchase: ApplePurchase,
-    item: Any,
-    verified: tuple[str, JWSTransactionDecodedPayload],
-) -> ApplePurchase:
+async def _latest(
+    gateway: AppleGateway, app: AppleApp, item: Any, known: tuple[str, ApplePurchase] | None
+) -> tuple[ApplePurchase, JWSRenewalInfoDecodedPayload | None]:
+    """A subscription status's latest transaction and renewal info, each verified (the latest
+    transaction is not verified twice when it is the one just verified)."""
     signed_transaction, signed_renewal = str(item.signedTransactionInfo), item.signedRenewalInfo
     verifier = pick_verifier(gateway, app, signed_transaction)
-    if signed_transaction == verified[0]:  # the very JWS verified a moment ago
-        latest = verified[1]
+    if known is not None and signed_transaction == known[0]:
+        latest = known[1]
     else:
-        latest = await verify(
+        decoded = await verify(
             gateway, lambda: verifier.verify_and_decode_signed_transaction(signed_transaction)
         )
+        latest = _facts(decoded, signed_transaction)
     renewal: JWSRenewalInfoDecodedPayload | None = None
     if signed_renewal:
         renewal = await verify(
             gateway, lambda: verifier.verify_and_decode_renewal_info(str(signed_renewal))
         )
-    if str(latest.originalTransactionId) != purchase.original_transaction_id:
+    return latest, renewal
+
+
+async def _merge_status(
+    gateway: AppleGateway,
+    app: AppleApp,
+    transaction_id: str,
+    item: Any,
+    known: tuple[str, ApplePurchase] | None,
+) -> ApplePurchase:
+    """The purchase asked about as of its subscription's status. `known`: the transaction asked
+    about, already verified (its JWS and facts), when it was asked for by itself."""
+    latest, renewal = await _latest(gateway, app, item, known)
+    asked = known[1] if known is not None else latest
+    ours = transaction_id in (latest.transaction_id, latest.original_transaction_id)
+    if not ours and latest.original_transaction_id != asked.original_transaction_id:
         raise AppleFinal(INVALID, "the subscription status belongs to another purchase")
-    said = _said(purchase, signed_transaction, verified[0], signed_renewal, item.rawStatus)
     return ApplePurchase(
-        transaction_id=purchase.transaction_id,
-        original_transaction_id=purchase.original_transaction_id,
-        product_id=str(latest.productId),
-        product_type=purchase.product_type,
-        environment=purchase.environment,
-        expires_at=millis_to_datetime(latest.expiresDate),
-        revoked_at=millis_to_datetime(latest.revocationDate) or purchase.revoked_at,
-        in_trial=_in_trial(latest),
-        signed_at=_newest(latest.signedDate, renewal.signedDate if renewal else None),
+        transaction_id=transaction_id,
+        original_transaction_id=latest.original_transaction_id,
+        product_id=latest.product_id,
+        product_type=latest.product_type,
+        environment=latest.environment,
+        expires_at=latest.expires_at,
+        revoked_at=latest.revoked_at or asked.revoked_at,
+        in_trial=latest.in_trial,
+        signed_at=_newest(_millis(latest.signed_at), renewal.signedDate if renewal else None),
         apple_status=item.rawStatus,
         grace_expires_at=millis_to_datetime(renewal.gracePeriodExpiresDate) if renewal else None,
         auto_renew=bool(renewal and renewal.rawAutoRenewStatus == 1),
-        latest_transaction_id=str(latest.transactionId),
-        bundle_id=purchase.bundle_id,
-        app_account_token=purchase.app_account_token or _text(latest.appAccountToken),
-        said=said,
+        latest_transaction_id=latest.transaction_id,
+        bundle_id=asked.bundle_id or latest.bundle_id,
+        app_account_token=asked.app_account_token or latest.app_account_token,
+        said=_said(transaction_id, latest, known, item),
     )
 
 
 def _said(
-    purchase: ApplePurchase, latest: str, first: str, renewal: str | None, status: int | None
+    transaction_id: str, latest: ApplePurchase, known: tuple[str, ApplePurchase] | None, item: Any
 ) -> dict[str, Any]:
-    """What Apple signed about the purchase, every part verified already."""
-    said = dict(purchase.said or {})
-    if latest != first:
-        said["latestTransaction"] = claims_of(latest)
-    if renewal:
-        said["renewalInfo"] = claims_of(str(renewal))
-    if status is not None:
-        said["status"] = status
+    """What Apple signed about the purchase, every part verified already: the transaction asked
+    about when Apple returned it, the latest one when another (or when only it came back), the
+    renewal info and Apple's status of the subscription."""
+    said: dict[str, Any] = {}
+    latest_claims = (latest.said or {}).get("transaction", {})
+    if known is not None:
+        said["transaction"] = (known[1].said or {}).get("transaction", {})
+        if known[0] != str(item.signedTransactionInfo):
+            said["latestTransaction"] = latest_claims
+    elif latest.transaction_id == transaction_id:
+        said["transaction"] = latest_claims
+    else:
+        said["latestTransaction"] = latest_claims
+    if item.signedRenewalInfo:
+        said["renewalInfo"] = claims_of(str(item.signedRenewalInfo))
+    if item.rawStatus is not None:
+        said["status"] = item.rawStatus
     return said
+
+
+def _millis(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
 
 
 async def find_purchase(

@@ -44,7 +44,6 @@ async def test_a_sync_its_apple_calls_and_its_webhooks_are_counted(
     pid = shop.publisher.id
     assert await _counts(context.db, pid, ActivityMetric.SYNC) == {"SUBSCRIPTION_CREATED": 1}
     assert await _counts(context.db, pid, ActivityMetric.APPLE) == {
-        "get_transaction_info ok": 1,
         "get_all_subscription_statuses ok": 1,
     }
     assert await _counts(context.db, pid, ActivityMetric.WEBHOOK) == {"2xx": 1}
@@ -59,7 +58,7 @@ async def test_a_call_apple_refuses_is_counted_by_its_code(shop: Shop, worker: W
     await flush(context.db, context.activity, context.clock.now())
     pid = shop.publisher.id
     assert await _counts(context.db, pid, ActivityMetric.APPLE) == {
-        "get_transaction_info 4040010": 1
+        "get_all_subscription_statuses 4040010": 1
     }
     assert await _counts(context.db, pid, ActivityMetric.SYNC) == {"TRANSACTION_ID_NOT_FOUND": 1}
 

@@ -51,17 +51,35 @@ async def test_a_subscription_keeps_its_transaction_renewal_info_and_status(
     _no_jws(said)
 
 
-async def test_a_renewed_subscription_keeps_the_latest_transaction_too(
+async def test_a_renewed_subscription_keeps_its_latest_transaction(
     shop: Shop, worker: Worker
 ) -> None:
+    """Asked about the original transaction, Apple answers with the subscription's status: its
+    latest transaction, which is what is kept (the original one was never returned by itself)."""
     bought = await shop.purchase()
     renewed = await shop.act(bought["transactionId"], "renew")
     sync_id = await shop.accepted(shop.customers[0], bought["transactionId"])
     assert await worker.drain() == 1
     said = await _apple_data(shop, sync_id)
     assert said is not None
-    assert said["transaction"]["transactionId"] == bought["transactionId"]
+    assert "transaction" not in said
     assert said["latestTransaction"]["transactionId"] == renewed["transactionId"]
+    assert said["latestTransaction"]["originalTransactionId"] == bought["transactionId"]
+    assert said["renewalInfo"]["originalTransactionId"] == bought["transactionId"]
+
+
+async def test_an_earlier_renewal_keeps_itself_and_the_latest(shop: Shop, worker: Worker) -> None:
+    """A transaction that is no longer its subscription's latest is asked for by itself too."""
+    bought = await shop.purchase()
+    first = await shop.act(bought["transactionId"], "renew")
+    latest = await shop.act(bought["transactionId"], "renew")
+    sync_id = await shop.accepted(shop.customers[0], first["transactionId"])
+    assert await worker.drain() == 1
+    said = await _apple_data(shop, sync_id)
+    assert said is not None
+    assert said["transaction"]["transactionId"] == first["transactionId"]
+    assert said["latestTransaction"]["transactionId"] == latest["transactionId"]
+    assert said["status"] == 1
 
 
 async def test_a_lifetime_purchase_keeps_its_transaction(shop: Shop, worker: Worker) -> None:
