@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.activity.tally import Tally
 from app.admin.tokens import PublisherTokens
 from app.apple.gateway import AppleGateway
 from app.clock import Clock
@@ -16,6 +17,7 @@ from app.config import Settings
 from app.db import Database
 from app.jobs.worker import Foreground, Waker
 from app.security import SecretBox, SigningKey
+from app.sessions import SessionSigner, SignInLimiter
 from app.webhooks.delivery import WebhookSender
 
 
@@ -31,3 +33,6 @@ class Context:
     waker: Waker
     foreground: Foreground
     tokens: PublisherTokens
+    activity: Tally
+    sessions: SessionSigner
+    sign_ins: SignInLimiter

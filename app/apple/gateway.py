@@ -13,6 +13,7 @@ import httpx
 from appstoreserverlibrary.models.Environment import Environment
 from appstoreserverlibrary.signed_data_verifier import SignedDataVerifier
 
+from app.activity.tally import Tally
 from app.apple.budget import Budget
 from app.apple.library import AppleClient, Credentials, make_verifier
 from app.apple.verifier import load_root_certificates
@@ -90,10 +91,11 @@ AppKey = tuple[int, str, datetime, Environment]
 
 
 class AppleGateway:
-    """One API client per app (as last changed) and environment, reused; one verifier likewise."""
+    """One API client per app (as last changed) and environment, reused; one verifier likewise;
+    the calls' outcomes counted in `activity`."""
 
-    def __init__(self, settings: Settings, budget: Budget) -> None:
-        self.settings, self.budget = settings, budget
+    def __init__(self, settings: Settings, budget: Budget, activity: Tally) -> None:
+        self.settings, self.budget, self.activity = settings, budget, activity
         self.roots = load_root_certificates(settings.apple_root_certificates)
         self.http = httpx.AsyncClient(
             timeout=APPLE_TIMEOUT,

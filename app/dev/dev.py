@@ -303,6 +303,7 @@ def _welcome(
     )
     info = [
         f"API            {api_url}   (docs: {api_url}/docs)",
+        f"console        {api_url}/console   (sign in with the admin token)",
         f"simulator      {world.simulator.base_url}   (docs: {world.simulator.base_url}/docs)",
         f"webhooks to    {world.receiver.base_url}/hooks (printed below as they arrive)",
         f"publisher      {state.publisher_id}",
