@@ -10,7 +10,7 @@ SIMULATOR_PORT ?= 9000
 LOCK   := --universal --python-version 3.11 --generate-hashes --quiet --custom-compile-command 'make lock'
 BUILD  := echo 'setuptools>=77,<90  \# the build backend, to install the project without building in isolation'
 
-.PHONY: install run test lint lock format bench soak clean
+.PHONY: install run test lint lock format bench burst soak clean
 
 # Exactly the versions of requirements-dev.lock, every download checked against its hash.
 $(STAMP): pyproject.toml requirements-dev.lock
@@ -46,6 +46,10 @@ lock:
 # make bench, or make bench BENCH_ARGS=--quick (--tiny, --duration S, --rate R, --json PATH)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# make burst: 300 syncs at once against an app Apple limits to 100 calls a minute (BURST_ARGS)
+burst: $(STAMP)
+	$(BIN)/python -m bench.burst $(BURST_ARGS)
 
 # make soak, or make soak SOAK_ARGS="--minutes 3" (--rate R, --json PATH)
 soak: $(STAMP)

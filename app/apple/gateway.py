@@ -19,6 +19,7 @@ from app.apple.library import AppleClient, Credentials, make_verifier
 from app.apple.verifier import load_root_certificates
 from app.config import Settings
 from app.security import Purpose, SecretBox, row_binding
+from app.transport import AiohttpTransport, default_ssl_context, tcp_connector
 
 APPLE_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 APP_TABLE = "storekit2_apps"
@@ -97,9 +98,9 @@ class AppleGateway:
     def __init__(self, settings: Settings, budget: Budget, activity: Tally) -> None:
         self.settings, self.budget, self.activity = settings, budget, activity
         self.roots = load_root_certificates(settings.apple_root_certificates)
+        connector = tcp_connector(default_ssl_context(), limit=200)
         self.http = httpx.AsyncClient(
-            timeout=APPLE_TIMEOUT,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+            transport=AiohttpTransport(connector), timeout=APPLE_TIMEOUT, trust_env=False
         )
         self._clients: dict[AppKey, AppleClient] = {}
         self._verifiers: dict[AppKey, SignedDataVerifier] = {}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from fastapi import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from app.simulator.auth import authenticate
 from app.simulator.errors import (
@@ -75,6 +75,8 @@ def _fault_answer(state: SimulatorState, fault: Fault) -> Response:
         return unauthorized().response
     if fault.kind is FaultKind.DROP:
         return drop_response()
+    if fault.kind is FaultKind.NOT_JSON:
+        return HTMLResponse("<html>bad gateway</html>")
     return not_found().response
 
 

@@ -1,7 +1,8 @@
 """Fault injection for the App Store Server API paths.
 
 A fault applies to every call, or only to calls about one purchase (any of its transaction ids),
-for a share of those calls, a number of times or until it is removed. ``drop`` closes the
+for a share of those calls, a number of times or until it is removed. ``not_json`` answers 200
+with an HTML page, as a misbehaving proxy would. ``drop`` closes the
 connection without an answer: the handler marks its response and :class:`DropConnectionMiddleware`,
 sitting inside Starlette's error middleware, turns the mark into an exception after the response
 has officially started but before a byte is written, which makes uvicorn close the socket.
@@ -31,6 +32,7 @@ class FaultKind(StrEnum):
     DELAY = "delay"
     DROP = "drop"
     NOT_FOUND = "not_found"
+    NOT_JSON = "not_json"  # a 200 whose body is an HTML page, as a misbehaving proxy answers
 
 
 @dataclass

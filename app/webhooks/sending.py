@@ -3,7 +3,7 @@
 One shared `httpx.AsyncClient` serves every delivery of a process (`app.webhooks.delivery`).
 Redirects are not followed and proxies from the environment
 are not used: a delivery goes where the checked URL says, and nowhere else. Its transport checks
-every request and every connection (`targets.PinnedTransport`).
+every request and every connection (`targets.GuardedTransport`, on aiohttp).
 
 An attempt that got no answer is recorded as a category the publisher can act on (timed out,
 connection refused, TLS certificate not valid for the host...), never an exception's own text,
@@ -28,7 +28,7 @@ from standardwebhooks import Webhook
 from app.config import Settings
 from app.webhooks.schedule import RETRY_AFTER_STATUSES, retry_after_seconds
 from app.webhooks.targets import (
-    PinnedTransport,
+    GuardedTransport,
     PrivateAddress,
     Resolver,
     TargetGuard,
@@ -52,15 +52,14 @@ def new_http_client(
     settings: Settings,
     *,
     resolver: Resolver | None = None,
-    verify: ssl.SSLContext | bool = True,
+    verify: ssl.SSLContext | None = None,
 ) -> httpx.AsyncClient:
     """The webhook client: every connection to a checked address (`resolver` looks names up,
     the system's DNS by default), certificates verified (against `verify`'s roots if given)."""
     timeout = httpx.Timeout(settings.webhook_timeout, connect=min(settings.webhook_timeout, 5.0))
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30)
     guard = TargetGuard(settings.webhook_allow_private_networks, resolver)
     return httpx.AsyncClient(
-        transport=PinnedTransport(guard, verify=verify, limits=limits),
+        transport=GuardedTransport(guard, verify=verify, limit=200),
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,
@@ -139,8 +138,8 @@ async def _post(
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """`exc` and what caused it, through httpx's and httpcore's wrapping (which keeps the original
-    as a cause, as the context, or as the first argument)."""
+    """`exc` and what caused it, through httpx's and aiohttp's wrapping (which keep the original
+    as a cause, as the context, or among their arguments)."""
     seen: set[int] = set()
     pending = [exc]
     while pending:

@@ -1,8 +1,8 @@
 """Where a webhook may go: http(s) URLs whose host resolves to public addresses only (SPEC §5).
 
 Checked when an endpoint is subscribed, before every request, and at every connection: the
-webhook client's network backend (`PinnedBackend`) looks the name up, refuses unless every
-address is allowed, and connects to a checked address, so DNS that changes in between (rebinding)
+webhook client's resolver (`GuardedResolver`) looks the name up, refuses unless every address is
+allowed, and hands the connection a checked address, so DNS that changes in between (rebinding)
 never leads a connection elsewhere. The URL's name stays the connection pool's key, the `Host`
 header, the TLS server name and the name the certificate is verified against.
 """
@@ -13,11 +13,14 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import httpcore
+import aiohttp
+import aiohttp.abc
 import httpx
+
+from app.transport import AiohttpTransport, default_ssl_context, tcp_connector
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
@@ -129,57 +132,42 @@ async def check_target(url: httpx.URL, allow_private: bool) -> list[IPAddress]:
     )
 
 
-class PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Opens each connection to an address its guard checked for that very connection.
+class GuardedResolver(aiohttp.abc.AbstractResolver):
+    """aiohttp's name lookup for webhook connections: the guard's addresses, each one checked for
+    that very connection, so the connection goes to a checked address. aiohttp keeps the URL's
+    name as the TLS server name and the name the certificate is verified against."""
 
-    httpcore asks for the URL's host name; TLS then runs over the returned stream with that name
-    as server name and as the name the certificate must be valid for."""
-
-    def __init__(
-        self, guard: TargetGuard, inner: httpcore.AsyncNetworkBackend | None = None
-    ) -> None:
+    def __init__(self, guard: TargetGuard) -> None:
         self._guard = guard
-        self._inner = inner or httpcore.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        failure = httpcore.ConnectError("no address to connect to")
-        for address in await self._guard.addresses(host, port):
-            try:
-                return await self._inner.connect_tcp(
-                    str(address), port, timeout, local_address, socket_options
-                )
-            except httpcore.ConnectError as exc:
-                failure = exc
-        raise failure
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        return [
+            {
+                "hostname": host,
+                "host": str(address),
+                "port": port,
+                "family": socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for address in await self._guard.addresses(host, port)
+        ]
 
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+    async def close(self) -> None:
+        return None
 
 
-class PinnedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport over a `PinnedBackend`, checking each request's URL first."""
+class GuardedTransport(AiohttpTransport):
+    """The webhook client's transport: each request's URL checked first (a pooled connection
+    opened earlier is not used for a name that now resolves to a private address), and each new
+    connection made to an address checked for it (`GuardedResolver`)."""
 
-    def __init__(
-        self, guard: TargetGuard, *, verify: ssl.SSLContext | bool, limits: httpx.Limits
-    ) -> None:
-        context = httpx.create_ssl_context(verify=verify, trust_env=False)
-        super().__init__(verify=context, trust_env=False, limits=limits)
+    def __init__(self, guard: TargetGuard, *, verify: ssl.SSLContext | None, limit: int) -> None:
+        context = verify or default_ssl_context()
+        super().__init__(tcp_connector(context, limit=limit, resolver=GuardedResolver(guard)))
         self._guard = guard
-        # httpx 0.28 takes no network backend: its pool is replaced by one that has ours
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=PinnedBackend(guard),
-        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await self._guard.check(request.url)
