@@ -28,6 +28,11 @@ WEBHOOK_ATTEMPTS = Counter(
     "storekit_webhook_delivery_attempts_total", "Webhook delivery attempts", ["outcome"]
 )
 DELIVERIES = Gauge("storekit_webhook_deliveries", "Webhook deliveries by status", ["status"])
+PUBLISHER_TOKEN_LOOKUPS = Counter(
+    "storekit_publisher_token_lookups_total",
+    "Publisher tokens checked, by where the answer came from (memory or database)",
+    ["source"],
+)
 APPLE_CALLS = Counter(
     "storekit_apple_calls_total", "Calls to the App Store Server API", ["operation", "outcome"]
 )

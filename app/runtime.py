@@ -71,11 +71,12 @@ async def build_context(
         webhooks=WebhookSender(settings, secrets, db, clock, waker.poke),
         waker=waker,
         foreground=foreground or Foreground(),
-        tokens=PublisherTokens(),
+        tokens=PublisherTokens(db, clock),
     )
 
 
 async def close_context(context: Context) -> None:
+    await context.tokens.close()
     await context.webhooks.close()
     await context.waker.close()
     await context.apple.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Literal
+from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -29,6 +30,24 @@ class PublisherCreated(ApiResponse):
     publisher_id: int
     name: str
     publisher_token: str
+
+
+class PublisherTokenCreated(ApiResponse):
+    token_id: UUID
+    publisher_token: str
+    created_at: datetime
+
+
+class PublisherTokenItem(ApiResponse):
+    token_id: UUID
+    created_at: datetime
+    last_used_at: datetime | None = Field(
+        description="when it was last used, to the minute (written at most once a minute)"
+    )
+
+
+class PublisherTokenList(ApiResponse):
+    items: list[PublisherTokenItem]
 
 
 class StoreKit2Config(ApiModel):

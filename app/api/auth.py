@@ -86,7 +86,7 @@ def decode_customer_jwt(context: Context, token: str) -> Caller:
 
 
 async def _publisher(context: Context, token: str) -> Caller:
-    publisher_id = await context.tokens.publisher_of(context.db, token)
+    publisher_id = await context.tokens.publisher_of(token)
     if publisher_id is None:
         raise InvalidCredentials()
     return Caller(CallerKind.PUBLISHER, publisher_id=publisher_id)
