@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 from app.admin import repository
 from app.admin.repository import CustomerTaken, NewIntegration
 from app.admin.schemas import CustomerCreate, OfferPut, StoreKit2Config
+from app.apple.gateway import PRIVATE_KEY_PURPOSE, private_key_binding
 from app.db import Executor, Row
 from app.errors import InvalidBody, NotFound, detail
 from app.security import SecretBox, hash_token, new_publisher_token
@@ -52,7 +53,11 @@ async def put_storekit2(
         app_apple_id=config.app_apple_id,
         issuer_id=config.issuer_id,
         key_id=config.key_id,
-        private_key_encrypted=box.encrypt(config.private_key),
+        private_key_encrypted=box.seal(
+            config.private_key,
+            purpose=PRIVATE_KEY_PURPOSE,
+            bound_to=private_key_binding(publisher_id, config.bundle_id),
+        ),
         environment=config.environment,
     )
     return await repository.put_integration(db, publisher_id, new)

@@ -15,9 +15,16 @@ from appstoreserverlibrary.signed_data_verifier import SignedDataVerifier
 from app.apple.library import AppleClient, Credentials, make_verifier
 from app.apple.verifier import load_root_certificates
 from app.config import Settings
-from app.security import SecretBox
+from app.security import Purpose, SecretBox, row_binding
 
 APPLE_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+PRIVATE_KEY_PURPOSE: Purpose = "apple-private-key"
+
+
+def private_key_binding(publisher_id: int, bundle_id: str) -> str:
+    """What an app's sealed private key is bound to: the key of its row among the publisher's
+    apps (publisher, bundle id), so that a ciphertext copied to another app does not open."""
+    return row_binding("storekit2_apps", publisher_id, bundle_id)
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,11 @@ class Integration:
             app_apple_id=record["app_apple_id"],
             issuer_id=record["issuer_id"],
             key_id=record["key_id"],
-            private_key=box.decrypt(record["private_key_encrypted"]),
+            private_key=box.open(
+                record["private_key_encrypted"],
+                purpose=PRIVATE_KEY_PURPOSE,
+                bound_to=private_key_binding(record["publisher_id"], record["bundle_id"]),
+            ),
             environment=record["environment"],
             updated_at=record["updated_at"],
         )

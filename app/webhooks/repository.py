@@ -18,6 +18,16 @@ from typing import Any
 from app.db import Executor, Row
 from app.enums import DeliveryStatus, JobKind
 from app.jobs.queue import DELETE_JOB, RESCHEDULE_JOB, insert_jobs
+from app.security import Purpose, row_binding
+
+SECRET_PURPOSE: Purpose = "webhook-secret"  # noqa: S105 (a name)
+
+
+def secret_binding(publisher_id: int, topic: str, url: str) -> str:
+    """What an endpoint's sealed secret is bound to: its row's key (publisher, topic, URL), so a
+    ciphertext copied to another endpoint does not open there."""
+    return row_binding("webhook_endpoints", publisher_id, topic, url)
+
 
 _PENDING = f"'{DeliveryStatus.PENDING}'"
 

@@ -6,11 +6,14 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
 
+from app.apple.gateway import private_key_binding
 from app.context import Context
+from app.security import SecretBoxError
 from tests.helpers.api import ADMIN, PublisherRef, assert_envelope, new_customer
 from tests.helpers.keys import p256_pem
 
@@ -53,7 +56,13 @@ async def test_storekit2_integration_round_trip(
         publisher.id,
     )
     assert b"BEGIN" not in stored
-    assert context.secrets.decrypt(stored) == body["privateKey"]
+    bound_to = private_key_binding(publisher.id, "com.acme.tv")
+    opened = context.secrets.open(stored, purpose="apple-private-key", bound_to=bound_to)
+    assert opened == body["privateKey"]
+    assert context.secrets.is_current(stored, purpose="apple-private-key")
+    other_app = private_key_binding(publisher.id, "com.acme.radio")
+    with pytest.raises(SecretBoxError):  # sealed for its own app
+        context.secrets.open(stored, purpose="apple-private-key", bound_to=other_app)
     assert (await client.get(url, headers=publisher.headers)).json()["keyId"] == "ABC123DEFG"
 
 
