@@ -193,6 +193,37 @@ async def deactivate_integration(db: Executor, publisher_id: int) -> bool:
     return await db.fetchval(DEACTIVATE, publisher_id) is not None
 
 
+# Rotating the secrets at rest (`storekit-sync rotate-secrets`): every app's private key, a batch
+# at a time in the order of their keys, each replaced only if it is still what was read.
+SEALED_KEYS = """
+SELECT publisher_id, bundle_id, private_key_encrypted FROM storekit2_integrations
+WHERE publisher_id > $1 ORDER BY publisher_id LIMIT $2
+"""
+SEALED_KEY = """
+SELECT publisher_id, bundle_id, private_key_encrypted FROM storekit2_integrations
+WHERE publisher_id = $1
+"""
+RESEAL_KEY = """
+UPDATE storekit2_integrations SET private_key_encrypted = $3
+WHERE publisher_id = $1 AND private_key_encrypted = $2
+RETURNING publisher_id
+"""
+
+
+async def sealed_keys(db: Executor, after_publisher: int, limit: int) -> list[Row]:
+    return list(await db.fetch(SEALED_KEYS, after_publisher, limit))
+
+
+async def sealed_key(db: Executor, publisher_id: int) -> Row | None:
+    return await db.fetchrow(SEALED_KEY, publisher_id)
+
+
+async def reseal_key(db: Executor, publisher_id: int, old: bytes, new: bytes) -> bool:
+    """Replace the app's sealed private key, unless it changed since it was read (the integration
+    is otherwise left as it is: no new `updated_at`)."""
+    return await db.fetchval(RESEAL_KEY, publisher_id, old, new) is not None
+
+
 PUT_OFFER = """
 INSERT INTO offers (publisher_id, offer_id, title) VALUES ($1, $2, $3)
 ON CONFLICT (publisher_id, offer_id) DO UPDATE SET title = excluded.title, updated_at = now()

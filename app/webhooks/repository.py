@@ -380,3 +380,32 @@ SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE publisher_id = $1 ORDER B
 
 async def endpoints(db: Executor, publisher_id: int) -> list[Row]:
     return list(await db.fetch(LIST_ENDPOINTS, publisher_id))
+
+
+# Rotating the secrets at rest (`storekit-sync rotate-secrets`): every endpoint's, a batch at a
+# time in the order of their ids, each replaced only if it is still what was read.
+SEALED_SECRETS = """
+SELECT id, publisher_id, topic, url, secret_encrypted FROM webhook_endpoints
+WHERE id > $1 ORDER BY id LIMIT $2
+"""
+SEALED_SECRET = """
+SELECT id, publisher_id, topic, url, secret_encrypted FROM webhook_endpoints WHERE id = $1
+"""  # noqa: S105 (a statement)
+RESEAL_SECRET = """
+UPDATE webhook_endpoints SET secret_encrypted = $3
+WHERE id = $1 AND secret_encrypted = $2
+RETURNING id
+"""  # noqa: S105 (a statement)
+
+
+async def sealed_secrets(db: Executor, after_id: int, limit: int) -> list[Row]:
+    return list(await db.fetch(SEALED_SECRETS, after_id, limit))
+
+
+async def sealed_secret(db: Executor, endpoint_id: int) -> Row | None:
+    return await db.fetchrow(SEALED_SECRET, endpoint_id)
+
+
+async def reseal_secret(db: Executor, endpoint_id: int, old: bytes, new: bytes) -> bool:
+    """Replace the endpoint's sealed secret, unless it changed since it was read."""
+    return await db.fetchval(RESEAL_SECRET, endpoint_id, old, new) is not None
