@@ -50,13 +50,14 @@ class Settings(BaseSettings):
     customer_token_ttl: int = Field(default=900, ge=60, le=86400)
     jwt_private_key: str | None = None
     jwt_private_key_previous: str | None = None
+    metrics_token: str | None = Field(default=None, min_length=16)
     run_worker: bool = True  # set by `serve --no-worker`
     worker_concurrency: int = Field(default=16, ge=1, le=1000)
     job_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
 
-    @field_validator("jwt_private_key_previous")
+    @field_validator("jwt_private_key_previous", "metrics_token", mode="before")
     @classmethod
-    def _unset_when_empty(cls, value: str | None) -> str | None:
+    def _unset_when_empty(cls, value: object) -> object:
         return value or None
 
     @field_validator("database_url")

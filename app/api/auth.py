@@ -165,7 +165,22 @@ async def require_publisher_or_customer(caller: AnyCaller) -> Caller:
     return caller
 
 
+async def require_metrics_token(
+    context: Ctx, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """/metrics with METRICS_TOKEN set: `Authorization: Bearer <METRICS_TOKEN>`, compared in
+    constant time; open when it is unset (SPEC §8)."""
+    expected = context.settings.metrics_token
+    if expected is None:
+        return
+    if authorization is None or not authorization.strip():
+        raise MissingCredentials()
+    if not tokens_equal(_bearer(authorization), expected):
+        raise InvalidCredentials()
+
+
 Admin = Annotated[Caller, Depends(require_admin)]
+MetricsScraper = Annotated[None, Depends(require_metrics_token)]
 PublisherAccess = Annotated[Caller, Depends(require_publisher_access)]
 PublisherCaller = Annotated[Caller, Depends(require_publisher)]
 CustomerCaller = Annotated[Caller, Depends(require_customer)]

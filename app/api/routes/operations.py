@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import errors
+from app.api.auth import MetricsScraper
 from app.api.deps import Ctx
 from app.api.openapi import PUBLIC, error_responses
 from app.api.routes import gauges
@@ -32,8 +33,14 @@ async def readyz(context: Ctx) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/metrics", operation_id="metrics", response_class=Response)
-async def metrics(context: Ctx) -> Response:
+@router.get(
+    "/metrics",
+    operation_id="metrics",
+    response_class=Response,
+    responses=error_responses(errors.MissingCredentials, errors.InvalidCredentials, common=PUBLIC),
+)
+async def metrics(_: MetricsScraper, context: Ctx) -> Response:
+    """Prometheus text. With METRICS_TOKEN set, `Authorization: Bearer <METRICS_TOKEN>`."""
     await gauges.refresh(context.db, context.clock.now())
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
