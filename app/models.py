@@ -364,6 +364,12 @@ class WebhookDelivery(Base):
         CheckConstraint(f"status IN {sql_in(*DeliveryStatus)}", name="status"),
         Index("ix_webhook_deliveries_publisher", "publisher_id", "id"),
         Index("ix_webhook_deliveries_endpoint_id", "endpoint_id"),
+        # /metrics counts pending and failed deliveries here, never the succeeded ones
+        Index(
+            "ix_webhook_deliveries_unsettled",
+            "status",
+            postgresql_where=text(f"status <> '{DeliveryStatus.SUCCEEDED}'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -24,6 +24,7 @@ from app.handlers.deliveries import deliver_job
 from app.handlers.notifications import apply_notification_job
 from app.handlers.sync import run_sync_job
 from app.jobs.worker import Foreground, Handler, Waker, Worker
+from app.metrics import GAUGES_EVERY, AtMostEvery
 from app.security import SecretBox, load_secret_key, load_signing_key
 from app.webhooks.delivery import WebhookSender
 
@@ -72,6 +73,7 @@ async def build_context(
         waker=waker,
         foreground=foreground or Foreground(),
         tokens=PublisherTokens(db, clock),
+        gauges=AtMostEvery(GAUGES_EVERY, clock),
     )
 
 

@@ -3,12 +3,14 @@ scrape rate, and a bounded set of series whatever the requests."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 import httpx
 
 from app.clock import MovableClock
 from app.config import Settings
+from app.context import Context
 from tests.helpers.api import assert_envelope, make_settings, running
 
 METRICS_TOKEN = "metrics-" + secrets.token_urlsafe(24)
@@ -44,6 +46,23 @@ async def test_metrics_are_open_without_a_metrics_token(client: httpx.AsyncClien
 def test_an_empty_metrics_token_is_unset(settings: Settings) -> None:
     empty = make_settings(str(settings.database_url), settings.data_dir, metrics_token="")
     assert empty.metrics_token is None
+
+
+async def test_the_database_gauges_are_read_at_most_every_five_seconds(
+    client: httpx.AsyncClient, context: Context, clock: MovableClock
+) -> None:
+    await asyncio.gather(*(client.get("/metrics") for _ in range(20)))
+    for _ in range(20):
+        assert (await client.get("/metrics")).status_code == 200
+    assert context.gauges.refreshes == 1
+    clock.advance(4.9)
+    await client.get("/metrics")
+    assert context.gauges.refreshes == 1
+    clock.advance(0.1)
+    answer = await client.get("/metrics")
+    assert context.gauges.refreshes == 2
+    assert 'storekit_webhook_deliveries{status="pending"}' in answer.text
+    assert 'storekit_webhook_deliveries{status="failed"}' in answer.text
 
 
 async def test_unknown_methods_are_one_label(client: httpx.AsyncClient) -> None:

@@ -284,7 +284,7 @@ async def test_subscriptions_filters(shop: Shop, worker: Worker) -> None:
     assert bad.json()["code"] == "REQ0001"
 
 
-async def test_metrics_follow_the_syncs(shop: Shop, worker: Worker) -> None:
+async def test_metrics_follow_the_syncs(shop: Shop, worker: Worker, clock: MovableClock) -> None:
     def sample(text: str, series: str) -> float:
         """The value of one series (name with its labels), 0 when it has no sample yet."""
         for line in text.splitlines():
@@ -297,6 +297,7 @@ async def test_metrics_follow_the_syncs(shop: Shop, worker: Worker) -> None:
     before = (await shop.client.get("/metrics")).text
     bought = await shop.purchase()
     sync_id = await shop.accepted(shop.customers[0], bought["transactionId"])
+    clock.advance(5)  # the database's gauges are read at most every 5 seconds
     during = (await shop.client.get("/metrics")).text
     assert 'storekit_jobs_due{kind="sync"}' in during
     assert 'storekit_synchronizations{status="processing"}' in during
