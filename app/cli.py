@@ -54,9 +54,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
-    from app.simulator.server import serve
+    from app.simulator.server import rate_limits_of, serve
 
-    serve(host=args.host, port=args.port, cert_dir=args.cert_dir, notify_url=args.notify_url)
+    serve(
+        host=args.host,
+        port=args.port,
+        cert_dir=args.cert_dir,
+        notify_url=args.notify_url,
+        state_file=args.state_file,
+        control_token=args.control_token or None,
+        rate_limits=rate_limits_of(args.rate_window, args.rate_budget, args.no_rate_limits),
+    )
     return 0
 
 
@@ -195,6 +203,17 @@ def _parser() -> argparse.ArgumentParser:
     simulator.add_argument("--port", type=int, default=9000)
     simulator.add_argument("--cert-dir", type=Path, default=None)
     simulator.add_argument("--notify-url", default=None)
+    simulator.add_argument(
+        "--state-file", type=Path, default=None, help="keep state across restarts"
+    )
+    simulator.add_argument(
+        "--control-token",
+        default=os.environ.get("SIMULATOR_CONTROL_TOKEN"),
+        help="/sim needs Authorization: Bearer TOKEN (env SIMULATOR_CONTROL_TOKEN)",
+    )
+    simulator.add_argument("--rate-window", type=float, default=3600.0, help="seconds")
+    simulator.add_argument("--rate-budget", type=int, default=None, help="calls per window")
+    simulator.add_argument("--no-rate-limits", action="store_true")
     simulator.set_defaults(func=cmd_simulator)
     return parser
 

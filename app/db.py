@@ -15,6 +15,7 @@ where it calls: `tx` or `db`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -42,11 +43,95 @@ class Executor(Protocol):
     async def fetchval(self, query: str, *args: Any) -> Any: ...
 
 
+class DatabaseUnavailable(Exception):
+    """The database could not be reached, or the connection broke (SPEC §2: 503 S0002).
+    `unsent`: the statement certainly never reached the server, so nothing took effect."""
+
+    def __init__(self, cause: BaseException, *, unsent: bool) -> None:
+        super().__init__(f"database unavailable: {type(cause).__name__}")
+        self.unsent = unsent
+
+
+# Failures that happen before a statement leaves: the pool could not connect, or the connection
+# was found closed (asyncpg raises these without sending anything).
+_UNSENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InternalClientError,
+)
+
+
+def _lost(exc: BaseException, connection: asyncpg.Connection | None) -> DatabaseUnavailable | None:
+    """The failure as a lost database, or None when it is the statement's own (a bad query, a
+    constraint). A connection that is closed after the failure was lost, whatever asyncpg said
+    (after the server ends a backend, the next statement may fail with a protocol-state error)."""
+    closed = connection is not None and _closed(connection)
+    if not (closed or is_database_outage(exc)):
+        return None
+    unsent = isinstance(exc, _UNSENT) or (
+        isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+    )
+    # The server ended the backend while it ran the statement: it was rolled back, not committed.
+    unsent = unsent or isinstance(exc, asyncpg.AdminShutdownError)
+    return DatabaseUnavailable(exc, unsent=unsent)
+
+
+def _closed(connection: asyncpg.Connection) -> bool:
+    try:
+        return bool(connection.is_closed())
+    except asyncpg.InterfaceError:  # already handed back to the pool: it cannot be used
+        return True
+
+
+class Connection:
+    """One asyncpg connection as an `Executor`, its failures classified (`DatabaseUnavailable`)."""
+
+    def __init__(self, raw: asyncpg.Connection) -> None:
+        self.raw = raw
+
+    async def _call(self, method: str, query: str, *args: Any) -> Any:
+        try:
+            return await getattr(self.raw, method)(query, *args)
+        except Exception as exc:
+            lost = _lost(exc, self.raw)
+            if lost is None:
+                raise
+            raise lost from exc
+
+    async def execute(self, query: str, *args: Any) -> str:
+        return str(await self._call("execute", query, *args))
+
+    async def fetch(self, query: str, *args: Any) -> Sequence[Row]:
+        return list(await self._call("fetch", query, *args))
+
+    async def fetchrow(self, query: str, *args: Any) -> Row | None:
+        row: Row | None = await self._call("fetchrow", query, *args)
+        return row
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        return await self._call("fetchval", query, *args)
+
+
+CONNECT_TIMEOUT = 2.0  # a refused or stopped database answers at once; this bounds the rest
+
+
 class Database:
-    """The process's pool of asyncpg connections to the service's database."""
+    """The process's pool of connections to the service's database.
+
+    A connection problem (refused, dropped, restarted, a failover) surfaces as
+    `DatabaseUnavailable` (503 S0002), never as a bug. What certainly did not take effect is tried
+    once more on a fresh connection: a statement that never left, a read (`SELECT`), a statement
+    its caller declared safe to repeat (`retrying`), and the BEGIN of a transaction. Anything else
+    that broke mid-way may or may not have committed, so it is not repeated behind the caller's
+    back: the caller hears 503 and retries with the same request (a register's replay answers the
+    sync that exists).
+    """
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self.pool, self.url = pool, url
+        self.retrying = _Retrying(self)
 
     @classmethod
     async def open(cls, url: str, *, size: int = 10) -> Database:
@@ -55,7 +140,7 @@ class Database:
             url,
             min_size=0,
             max_size=size,
-            timeout=5,
+            timeout=CONNECT_TIMEOUT,
             command_timeout=30,
             max_inactive_connection_lifetime=300,
             reset=_reset,
@@ -65,34 +150,126 @@ class Database:
     async def close(self) -> None:
         await self.pool.close()
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        """One transaction: committed when the block ends normally, rolled back otherwise."""
-        async with self.pool.acquire() as connection, connection.transaction():
-            yield connection
+    async def _acquire(self) -> asyncpg.Connection:
+        try:
+            return await self.pool.acquire()
+        except Exception as exc:
+            lost = _lost(exc, None)
+            if lost is None:
+                raise
+            raise lost from exc
+
+    async def _fresh(self) -> None:
+        """After a lost connection, its pooled siblings are likely dead too: replace them all."""
+        await self.pool.expire_connections()
+
+    async def _begin(self) -> tuple[asyncpg.Connection, Any]:
+        """A connection with its transaction begun: tried twice, as BEGIN has no effect."""
+        for attempt in (1, 2):
+            raw = await self._acquire()
+            transaction = raw.transaction()
+            try:
+                await transaction.start()
+            except Exception as exc:
+                lost = _lost(exc, raw)
+                await self.pool.release(raw)
+                if lost is None:
+                    raise
+                if attempt == 2:
+                    raise lost from exc
+                await self._fresh()
+                continue
+            return raw, transaction
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection of its own, outside any transaction (LISTEN, a statement per call)."""
-        async with self.pool.acquire() as connection:
-            yield connection
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """One transaction: committed when the block ends normally, rolled back otherwise."""
+        raw, transaction = await self._begin()
+        try:
+            try:
+                yield Connection(raw)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await transaction.rollback()
+                raise
+            await _commit(raw, transaction)
+        finally:
+            await self.pool.release(raw)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A connection of its own, outside any transaction."""
+        raw = await self._acquire()
+        try:
+            yield Connection(raw)
+        finally:
+            await self.pool.release(raw)
 
     async def ping(self) -> None:
         """Raises unless the database answers (readiness)."""
-        await self.pool.fetchval("SELECT 1")
+        await self.fetchval("SELECT 1")
+
+    async def _run(self, method: str, query: str, args: tuple[Any, ...], repeat: bool) -> Any:
+        for attempt in (1, 2):
+            try:
+                async with self.connection() as connection:
+                    return await connection._call(method, query, *args)
+            except DatabaseUnavailable as lost:
+                if attempt == 2 or not (lost.unsent or repeat or _reads(query)):
+                    raise
+                await self._fresh()
+        raise AssertionError("unreachable")
 
     async def execute(self, query: str, *args: Any) -> str:
-        return str(await self.pool.execute(query, *args))
+        return str(await self._run("execute", query, args, False))
 
     async def fetch(self, query: str, *args: Any) -> Sequence[Row]:
-        return list(await self.pool.fetch(query, *args))
+        return list(await self._run("fetch", query, args, False))
 
     async def fetchrow(self, query: str, *args: Any) -> Row | None:
-        row: Row | None = await self.pool.fetchrow(query, *args)
+        row: Row | None = await self._run("fetchrow", query, args, False)
         return row
 
     async def fetchval(self, query: str, *args: Any) -> Any:
-        return await self.pool.fetchval(query, *args)
+        return await self._run("fetchval", query, args, False)
+
+
+async def _commit(raw: asyncpg.Connection, transaction: Any) -> None:
+    try:
+        await transaction.commit()
+    except Exception as exc:
+        lost = _lost(exc, raw)
+        if lost is None:
+            raise
+        raise lost from exc
+
+
+class _Retrying:
+    """The `Database` for statements whose caller made them safe to run twice (a register, which
+    a second run answers with the sync the first one wrote): repeated once after any lost
+    connection."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def execute(self, query: str, *args: Any) -> str:
+        return str(await self._db._run("execute", query, args, True))
+
+    async def fetch(self, query: str, *args: Any) -> Sequence[Row]:
+        return list(await self._db._run("fetch", query, args, True))
+
+    async def fetchrow(self, query: str, *args: Any) -> Row | None:
+        row: Row | None = await self._db._run("fetchrow", query, args, True)
+        return row
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        return await self._db._run("fetchval", query, args, True)
+
+
+def _reads(query: str) -> bool:
+    """A plain read, repeatable at will (a SELECT; not a WITH, which may write)."""
+    return query.lstrip()[:6].upper() == "SELECT"
 
 
 async def _reset(connection: asyncpg.Connection) -> None:
@@ -105,7 +282,7 @@ async def _reset(connection: asyncpg.Connection) -> None:
 
 def is_database_outage(exc: BaseException) -> bool:
     """True for errors that mean the database cannot be reached, as opposed to a bad query."""
-    if isinstance(exc, OSError | ConnectionError | TimeoutError):
+    if isinstance(exc, DatabaseUnavailable | OSError | ConnectionError | TimeoutError):
         return True
     if isinstance(
         exc,

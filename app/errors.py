@@ -34,6 +34,10 @@ class CleengError(Exception):
     def body(self) -> dict[str, Any]:
         return ErrorBody(code=self.code, message=self.message, details=self.details).model_dump()
 
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries beside the envelope."""
+        return {}
+
 
 def detail(field: str, problem: str) -> list[ErrorDetail]:
     return [ErrorDetail(field=field, problem=problem)]
@@ -112,6 +116,10 @@ class InternalError(CleengError):
 
 class ServiceUnavailable(CleengError):
     status, code, message = 503, "S0002", "Service unavailable"
+    retry_after = 1  # seconds: a lost connection is replaced on the next try
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 ALL_ERRORS: tuple[type[CleengError], ...] = (

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
+
+NUL = "\x00"
+
+
+def _refuse_nul(value: Any) -> Any:
+    """PostgreSQL stores no NUL character in text: refuse it where it arrives (SPEC §2)."""
+    if isinstance(value, str) and NUL in value:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    if isinstance(value, list | tuple):
+        for item in value:
+            _refuse_nul(item)
+    return value
 
 
 class ApiModel(BaseModel):
-    """A JSON body of the API: fields are camelCase on the wire; unknown fields are refused."""
+    """A JSON body of the API: fields are camelCase on the wire; unknown fields are refused;
+    no string may hold the NUL character."""
 
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return _refuse_nul(value)
 
 
 class ApiResponse(BaseModel):

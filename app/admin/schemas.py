@@ -13,7 +13,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from app.schemas import ApiModel, ApiResponse
 
-OFFER_ID_PATTERN = r"^[SPEAR][1-9]\d{8}_[A-Z]{2}$"
+OFFER_ID_PATTERN = r"^[SPEAR][1-9][0-9]{8}_[A-Z]{2}$"  # ASCII digits only
 BUNDLE_ID_PATTERN = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 PRODUCT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"

@@ -112,6 +112,10 @@ async def get_caller(
     x_publisher_token: Annotated[str | None, Header()] = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Caller:
+    # An empty credential header counts as absent (SPEC §2).
+    x_admin_token, x_publisher_token, authorization = (
+        h if h and h.strip() else None for h in (x_admin_token, x_publisher_token, authorization)
+    )
     given = [h for h in (x_admin_token, x_publisher_token, authorization) if h is not None]
     if not given:
         raise MissingCredentials()

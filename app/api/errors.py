@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +15,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
+from app.db import DatabaseUnavailable
+
+log = logging.getLogger("app.errors")
 
 _LOCATION_ERRORS: dict[str, type[errors.CleengError]] = {
     "path": errors.InvalidPathParameters,
@@ -27,7 +34,8 @@ _STATUS_ERRORS: dict[int, type[errors.CleengError]] = {
 def _error_response(
     error: errors.CleengError, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+    merged = {**error.headers(), **(headers or {})}
+    return JSONResponse(error.body(), status_code=error.status, headers=merged)
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -51,15 +59,49 @@ async def on_cleeng_error(_: Request, exc: Exception) -> JSONResponse:
     return _error_response(exc)
 
 
-async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+def _template(path: str) -> re.Pattern[str]:
+    """An OpenAPI path template as a pattern: `{name}` is one segment (the poll's id, any)."""
+    parts = re.split(r"(\{[^}]+\})", path)
+    pattern = "".join(".+" if p.startswith("{") else re.escape(p) for p in parts)
+    return re.compile(f"{pattern}")
+
+
+@functools.cache
+def _routes(document: str) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    paths: dict[str, dict[str, Any]] = json.loads(document)
+    return [(_template(p), frozenset(m.upper() for m in ops)) for p, ops in paths.items()]
+
+
+def _allowed(request: Request) -> str:
+    """Every method the API serves at this path, from its own route table (the OpenAPI
+    document): Starlette's 405 names only the first route that matched the path."""
+    document = json.dumps(request.app.openapi()["paths"], sort_keys=True)
+    found: set[str] = set()
+    for pattern, methods in _routes(document):
+        if pattern.fullmatch(request.url.path):
+            found |= methods
+    return ", ".join(sorted(found))
+
+
+async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     error_class = _STATUS_ERRORS.get(exc.status_code, errors.InvalidBody)
     if exc.status_code >= 500:
         error_class = errors.InternalError
-    return _error_response(error_class(), headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed(request)
+    return _error_response(error_class(), headers=headers)
+
+
+async def on_database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    """A lost or refused database connection is never a 500 (SPEC §2)."""
+    log.warning("database unavailable: %s", exc)
+    return _error_response(errors.ServiceUnavailable())
 
 
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(DatabaseUnavailable, on_database_unavailable)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(errors.CleengError, on_cleeng_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import time
+from urllib.parse import unquote_plus
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,9 +16,12 @@ from app.db import is_database_outage
 from app.errors import (
     CleengError,
     InternalError,
+    InvalidBody,
     InvalidHeaders,
+    InvalidPathParameters,
     PayloadTooLarge,
     ServiceUnavailable,
+    detail,
 )
 from app.jobs.worker import Foreground
 from app.logs import correlation_id_var
@@ -41,6 +45,7 @@ async def send_error(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *((k.lower().encode(), v.encode()) for k, v in error.headers().items()),
                 *(headers or []),
             ],
         }
@@ -124,10 +129,30 @@ class BodyLimit(HttpMiddleware):
                 await send_error(send, PayloadTooLarge(), [(b"connection", b"close")])
 
 
+# A control character in a path or a query (NUL that PostgreSQL refuses, a newline that a
+# route's pattern would let through and a number conversion would drop) is refused, not trimmed.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _bad_bytes(scope: Scope) -> CleengError | None:
+    path = scope.get("path", "")
+    if CONTROL.search(path):
+        return InvalidPathParameters(detail("path", "must not contain control characters"))
+    query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
+    if CONTROL.search(query):
+        return InvalidBody(detail("query", "must not contain control characters"))
+    return None
+
+
 class RequestContext(HttpMiddleware):
-    """Validates `Correlation-Id` and puts it in the logging context for the request."""
+    """Refuses control characters in the path and query, validates `Correlation-Id` and puts it
+    in the logging context for the request."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = _bad_bytes(scope)
+        if refused is not None:
+            await send_error(send, refused)
+            return
         raw = _header(scope, b"correlation-id")
         if raw is not None and not CORRELATION_ID.fullmatch(raw.decode("latin-1")):
             await send_error(send, InvalidHeaders())

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from app.clock import Clock
-from app.db import Database
+from app.db import Database, DatabaseUnavailable
 from app.jobs import queue
 from app.jobs.queue import ClaimedJob
 
@@ -32,6 +32,7 @@ Handler = Callable[[ClaimedJob], Awaitable[None]]
 MAX_BACKOFF = 3600.0
 BUSY_AT = 16  # requests in flight
 BUSY_JOBS = 2
+LISTEN_RETRY_SECONDS = 2.0
 
 
 def crash_backoff(attempts: int) -> float:
@@ -92,6 +93,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._backlog = False
+        self._listen_again_at = 0.0
         self.rounds = 0  # how many times it has looked for work (for tests and diagnostics)
 
     def wake(self) -> None:
@@ -109,6 +111,7 @@ class Worker:
             while not self._stopping.is_set():
                 await self._fill()
                 await self._idle()
+                await self._keep_listening()
                 self.rounds += 1
         finally:
             heartbeat.cancel()
@@ -129,6 +132,9 @@ class Worker:
             return
         try:
             claimed = await self._claim(free)
+        except DatabaseUnavailable as exc:
+            log.warning("claiming jobs failed (%s); will try again", exc)
+            return
         except Exception:
             log.exception("claiming jobs failed; will try again")
             return
@@ -163,6 +169,9 @@ class Worker:
             await handler(job)
         except asyncio.CancelledError:
             raise
+        except DatabaseUnavailable as exc:  # it runs again: rescheduled, or when its lease ends
+            log.warning("job %s (%s) interrupted: %s", job.id, job.kind, exc)
+            await self._reschedule_after_crash(job, exc)
         except Exception as exc:
             log.exception("job %s (%s) failed", job.id, job.kind)
             await self._reschedule_after_crash(job, exc)
@@ -204,6 +213,20 @@ class Worker:
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
+
+    async def _keep_listening(self) -> None:
+        """A LISTEN connection lost with the database is made again, at most every few seconds
+        (polling covers the gap); then the worker looks for work at once, in case it missed any."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        now = asyncio.get_running_loop().time()
+        if now < self._listen_again_at:
+            return
+        self._listen_again_at = now + LISTEN_RETRY_SECONDS
+        await self._unlisten()
+        await self._listen()
+        if self._listener is not None:
+            self._wake.set()
 
     async def _unlisten(self) -> None:
         if self._listener is not None:

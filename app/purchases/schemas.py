@@ -13,7 +13,8 @@ from pydantic import Field, StrictInt, StringConstraints
 from app.enums import SyncKind, SyncResult, SyncStatus
 from app.schemas import ApiModel, ApiResponse
 
-TransactionId = Annotated[str, StringConstraints(pattern=r"^\d{1,32}$")]
+# ASCII digits only: `\d` would take any script's digits (Arabic-Indic, Devanagari, ...).
+TransactionId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,32}$")]
 
 
 class PurchaseRequest(ApiModel):

@@ -17,7 +17,7 @@ import asyncpg
 
 from app.apple.transactions import ApplePurchase
 from app.callers import Caller
-from app.db import Executor
+from app.db import Database, Executor
 from app.enums import SubscriptionStatus, SyncKind, SyncResult, SyncStatus
 from app.errors import (
     CleengError,
@@ -88,12 +88,13 @@ def _conflict(kind: SyncKind) -> CleengError:
 
 
 async def register(
-    db: Executor, caller: Caller, body: PurchaseRequest, correlation_id: str | None, now: datetime
+    db: Database, caller: Caller, body: PurchaseRequest, correlation_id: str | None, now: datetime
 ) -> str:
-    """Accept a register: the checks, then the sync and its job, in one statement."""
+    """Accept a register: the checks, then the sync and its job, in one statement. Safe to run
+    twice (`db.retrying`): a second run finds the sync of the first by its id, and answers it."""
     request = _request(caller, body, correlation_id, SyncKind.REGISTER, now)
     try:
-        found, inserted = await repository.register(db, request)
+        found, inserted = await repository.register(db.retrying, request)
     except asyncpg.UniqueViolationError as exc:  # the partial unique indexes: one unfinalized
         raise _conflict(SyncKind.REGISTER) from exc
     return await _accepted(db, request, found, inserted)

@@ -8,17 +8,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from app.simulator import control, control_tools
+from app.simulator import control, control_limits, control_tools
 from app.simulator.apple_api import build_router
+from app.simulator.delivery import Notifier
 from app.simulator.errors import EarlyAnswer
 from app.simulator.faults import DropConnectionMiddleware
+from app.simulator.middleware import ControlToken, PersistChanges
 from app.simulator.model import Environment
-from app.simulator.notifications import Notifier
 from app.simulator.state import SimulatorState
 
 DESCRIPTION = (
-    "Stands in for Apple's App Store Server API (same paths, authentication, errors and "
-    "signatures, with its own certificate chain) and posts App Store Server Notifications V2. "
+    "Stands in for Apple's App Store Server API: every call of Apple's app-store-server-library "
+    "but Retention Messaging and Advanced Commerce, with Apple's paths, authentication, rate "
+    "limits, errors and signatures (its own certificate chain). Posts App Store Server "
+    "Notifications V2 and keeps each with its send attempts (Get Notification History). "
     "Control it under /sim."
 )
 
@@ -32,8 +35,9 @@ async def _healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def create_app(state: SimulatorState | None = None) -> FastAPI:
-    """The simulator, over ``state`` (a new one, with a new certificate chain, by default)."""
+def create_app(state: SimulatorState | None = None, control_token: str | None = None) -> FastAPI:
+    """The simulator, over ``state`` (a new one, with a new certificate chain, by default); with
+    ``control_token``, its control API (``/sim``) needs ``Authorization: Bearer <token>``."""
     state = state if state is not None else SimulatorState()
     notifier = Notifier(state.notification_timeout)
 
@@ -46,11 +50,16 @@ def create_app(state: SimulatorState | None = None) -> FastAPI:
     app.state.simulator = state
     app.state.notifier = notifier
     app.add_middleware(DropConnectionMiddleware)
+    if state.store is not None:
+        app.add_middleware(PersistChanges, persist=state.persist)
+    if control_token:
+        app.add_middleware(ControlToken, token=control_token)
     app.add_exception_handler(EarlyAnswer, _early_answer)
     app.include_router(build_router(None))
     app.include_router(build_router(Environment.SANDBOX), prefix="/sandbox")
     app.include_router(build_router(Environment.PRODUCTION), prefix="/production")
     app.include_router(control.router)
     app.include_router(control_tools.router)
+    app.include_router(control_limits.router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["simulator"])
     return app

@@ -52,6 +52,7 @@ def app_out(app: App, private_key: str | None = None) -> AppOut:
         issuer_id=app.issuer_id,
         key_id=app.key_id,
         notification_url=app.notification_url,
+        environment=app.environment,
         private_key=private_key,
     )
 
@@ -67,6 +68,7 @@ def register_app(state: SimulatorState, body: AppCreate) -> AppOut:
         key_id=body.key_id or _random_key_id(),
         public_key=public,
         notification_url=body.notification_url,
+        environment=body.environment,
     )
     state.register_app(app)
     return app_out(app, private_pem(generated) if generated else None)

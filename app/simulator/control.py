@@ -8,15 +8,17 @@ from fastapi import APIRouter, HTTPException
 
 from app.simulator import lifecycle
 from app.simulator.apps import InvalidKey, app_out, register_app
+from app.simulator.delivery import Notifier
 from app.simulator.deps import NotifierDep, State
 from app.simulator.lifecycle import Refused
 from app.simulator.model import Notice, Purchase
-from app.simulator.notifications import Notifier, notify
+from app.simulator.notifications import notify
 from app.simulator.schemas import (
     Action,
     AppCreate,
     AppOut,
     AutoRenewAction,
+    Delivery,
     ExpireAction,
     GracePeriodAction,
     NotificationUrl,
@@ -59,9 +61,14 @@ def _purchase(state: SimulatorState, transaction_id: str) -> Purchase:
 
 
 async def _answer(
-    state: SimulatorState, notifier: Notifier, purchase: Purchase, notice: Notice | None
+    state: SimulatorState,
+    notifier: Notifier,
+    purchase: Purchase,
+    notice: Notice | None,
+    delivery: Delivery,
 ) -> PurchaseOut:
-    record = await notify(state, notifier, purchase, notice) if notice else None
+    fail = delivery.fail_delivery
+    record = await notify(state, notifier, purchase, notice, fail) if notice else None
     return purchase_out(purchase, state.now(), record)
 
 
@@ -69,7 +76,7 @@ async def _act(
     state: SimulatorState,
     notifier: Notifier,
     transaction_id: str,
-    send: bool,
+    body: Action,
     action: Callable[[Purchase], Notice],
 ) -> PurchaseOut:
     purchase = _purchase(state, transaction_id)
@@ -77,7 +84,7 @@ async def _act(
         notice = action(purchase)
     except Refused as error:
         raise HTTPException(error.status_code, str(error)) from error
-    return await _answer(state, notifier, purchase, notice if send else None)
+    return await _answer(state, notifier, purchase, notice if body.notify else None, body)
 
 
 @router.post("/purchases", status_code=201)
@@ -89,7 +96,7 @@ async def create_purchase(body: PurchaseCreate, state: State, notifier: Notifier
         purchase, notice = lifecycle.create_purchase(state, body)
     except Refused as error:
         raise HTTPException(error.status_code, str(error)) from error
-    return await _answer(state, notifier, purchase, notice if body.notify else None)
+    return await _answer(state, notifier, purchase, notice if body.notify else None, body)
 
 
 @router.get("/purchases/{transaction_id}")
@@ -102,8 +109,9 @@ async def renew(
     transaction_id: str, state: State, notifier: NotifierDep, body: Action | None = None
 ) -> PurchaseOut:
     """A new transaction, one period later: DID_RENEW (SUBSCRIBED/RESUBSCRIBE after an expiry)."""
-    send = (body or Action()).notify
-    return await _act(state, notifier, transaction_id, send, lambda p: lifecycle.renew(state, p))
+    return await _act(
+        state, notifier, transaction_id, body or Action(), lambda p: lifecycle.renew(state, p)
+    )
 
 
 @router.post("/purchases/{transaction_id}/expire")
@@ -114,7 +122,7 @@ async def expire(
     body = body or ExpireAction()
     subtype = body.subtype
     return await _act(
-        state, notifier, transaction_id, body.notify, lambda p: lifecycle.expire(state, p, subtype)
+        state, notifier, transaction_id, body, lambda p: lifecycle.expire(state, p, subtype)
     )
 
 
@@ -130,7 +138,7 @@ async def refund(
         state,
         notifier,
         transaction_id,
-        body.notify,
+        body,
         lambda p: lifecycle.revoke(state, p, reason, notice),
     )
 
@@ -147,7 +155,7 @@ async def revoke(
         state,
         notifier,
         transaction_id,
-        body.notify,
+        body,
         lambda p: lifecycle.revoke(state, p, reason, notice),
     )
 
@@ -156,9 +164,12 @@ async def revoke(
 async def refund_reversed(
     transaction_id: str, state: State, notifier: NotifierDep, body: Action | None = None
 ) -> PurchaseOut:
-    send = (body or Action()).notify
     return await _act(
-        state, notifier, transaction_id, send, lambda p: lifecycle.reverse_refund(state, p)
+        state,
+        notifier,
+        transaction_id,
+        body or Action(),
+        lambda p: lifecycle.reverse_refund(state, p),
     )
 
 
@@ -167,9 +178,12 @@ async def billing_retry(
     transaction_id: str, state: State, notifier: NotifierDep, body: Action | None = None
 ) -> PurchaseOut:
     """Renewal failed, no grace period: status 3, DID_FAIL_TO_RENEW without subtype."""
-    send = (body or Action()).notify
     return await _act(
-        state, notifier, transaction_id, send, lambda p: lifecycle.billing_retry(state, p)
+        state,
+        notifier,
+        transaction_id,
+        body or Action(),
+        lambda p: lifecycle.billing_retry(state, p),
     )
 
 
@@ -184,7 +198,7 @@ async def grace_period(
         state,
         notifier,
         transaction_id,
-        body.notify,
+        body,
         lambda p: lifecycle.grace_period(state, p, duration_ms),
     )
 
@@ -194,9 +208,12 @@ async def grace_period_expired(
     transaction_id: str, state: State, notifier: NotifierDep, body: Action | None = None
 ) -> PurchaseOut:
     """The grace period ended unpaid: back to billing retry (status 3), GRACE_PERIOD_EXPIRED."""
-    send = (body or Action()).notify
     return await _act(
-        state, notifier, transaction_id, send, lambda p: lifecycle.grace_period_expired(state, p)
+        state,
+        notifier,
+        transaction_id,
+        body or Action(),
+        lambda p: lifecycle.grace_period_expired(state, p),
     )
 
 
@@ -205,8 +222,9 @@ async def recover(
     transaction_id: str, state: State, notifier: NotifierDep, body: Action | None = None
 ) -> PurchaseOut:
     """Payment recovered in billing retry or grace: a renewal, DID_RENEW/BILLING_RECOVERY."""
-    send = (body or Action()).notify
-    return await _act(state, notifier, transaction_id, send, lambda p: lifecycle.recover(state, p))
+    return await _act(
+        state, notifier, transaction_id, body or Action(), lambda p: lifecycle.recover(state, p)
+    )
 
 
 @router.post("/purchases/{transaction_id}/auto-renew")
@@ -219,7 +237,7 @@ async def auto_renew(
         state,
         notifier,
         transaction_id,
-        body.notify,
+        body,
         lambda p: lifecycle.set_auto_renew(state, p, enabled),
     )
 
@@ -230,4 +248,4 @@ async def send_notification(
 ) -> PurchaseOut:
     """Any notification type and subtype about the purchase as it is now."""
     notice = Notice(body.notification_type, body.subtype)
-    return await _answer(state, notifier, _purchase(state, transaction_id), notice)
+    return await _answer(state, notifier, _purchase(state, transaction_id), notice, body)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from app.simulator.deps import NotifierDep, State
 from app.simulator.faults import Fault
 from app.simulator.notifications import deliver
-from app.simulator.schemas import FaultCreate, FaultOut, NotificationOut
+from app.simulator.schemas import Delivery, FaultCreate, FaultOut, NotificationOut
 from app.simulator.views import fault_out, notification_out
 
 router = APIRouter(prefix="/sim", tags=["simulator"])
@@ -26,13 +26,14 @@ async def list_notifications(
 
 @router.post("/notifications/{notification_uuid}/resend")
 async def resend_notification(
-    notification_uuid: str, state: State, notifier: NotifierDep
+    notification_uuid: str, state: State, notifier: NotifierDep, body: Delivery | None = None
 ) -> NotificationOut:
-    """Post the same signed payload again (same ``notificationUUID``), to test deduplication."""
+    """Post the same signed payload again (same ``notificationUUID``), as Apple's retries do:
+    one more send attempt in its history (``failDelivery``: a failed one, without posting)."""
     record = state.notifications.get(notification_uuid)
     if record is None:
         raise HTTPException(404, f"no notification {notification_uuid}")
-    await deliver(state, notifier, record)
+    await deliver(state, notifier, record, (body or Delivery()).fail_delivery)
     return notification_out(record)
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
-from app.simulator.notifications import Notifier
+from app.simulator.delivery import Notifier
 from app.simulator.state import SimulatorState
 
 

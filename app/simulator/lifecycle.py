@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from app.simulator.model import (
     DAY_MS,
+    AppTransaction,
     Notice,
     Phase,
     ProductType,
     Purchase,
     Transaction,
 )
+from app.simulator.orders import order_id
 from app.simulator.schemas import PurchaseCreate
 from app.simulator.state import SimulatorState
 
@@ -29,6 +31,7 @@ EXPIRATION_INTENTS = {
     "PRICE_INCREASE": 3,
     "PRODUCT_NOT_FOR_SALE": 4,
 }
+_REVOCATION_TYPES = {"REFUND": "REFUND_FULL", "REVOKE": "FAMILY_REVOKE"}
 
 
 class Refused(Exception):
@@ -43,12 +46,16 @@ def create_purchase(state: SimulatorState, body: PurchaseCreate) -> tuple[Purcha
     now = state.now()
     purchase_date = body.purchase_date if body.purchase_date is not None else now
     expires = _initial_expiry(body, purchase_date)
+    subscription = body.type is ProductType.AUTO_RENEWABLE
+    first = new_transaction(state, purchase_date, expires, "PURCHASE", subscription)
     purchase = Purchase(
         bundle_id=body.bundle_id,
         product_id=body.product_id,
         product_type=body.type,
         environment=body.environment,
-        transactions=[_first_transaction(state, body.type, purchase_date, expires, now)],
+        transactions=[first],
+        account=body.account or first.transaction_id,
+        ownership=body.in_app_ownership_type,
         period_ms=expires - purchase_date if expires is not None else DEFAULT_PERIOD_MS,
         quantity=body.quantity,
         app_account_token=str(body.app_account_token) if body.app_account_token else None,
@@ -58,21 +65,40 @@ def create_purchase(state: SimulatorState, body: PurchaseCreate) -> tuple[Purcha
         subscription_group_identifier=body.subscription_group_identifier or DEFAULT_GROUP,
         renewal_signed_date=now,
     )
+    purchase.app_transaction_id = _app_transaction(state, purchase).app_transaction_id
     state.add_purchase(purchase)
     return purchase, _initial_notice(body.type)
 
 
-def _first_transaction(
-    state: SimulatorState, kind: ProductType, purchase_date: int, expires: int | None, now: int
+def _app_transaction(state: SimulatorState, purchase: Purchase) -> AppTransaction:
+    """The customer's download of the app: made with the customer's first purchase."""
+    found = state.app_transaction_of(purchase.customer)
+    if found is not None:
+        return found
+    made = AppTransaction(
+        app_transaction_id=state.next_transaction_id(),
+        bundle_id=purchase.bundle_id,
+        environment=purchase.environment,
+        account=purchase.account,
+        original_purchase_date=purchase.original.purchase_date,
+    )
+    state.add_app_transaction(made)
+    return made
+
+
+def new_transaction(
+    state: SimulatorState, purchase_date: int, expires: int | None, reason: str, line_item: bool
 ) -> Transaction:
-    line_item = state.next_web_order_line_item_id() if kind is ProductType.AUTO_RENEWABLE else None
+    now, transaction_id = state.now(), state.next_transaction_id()
     return Transaction(
-        transaction_id=state.next_transaction_id(),
+        transaction_id=transaction_id,
         purchase_date=purchase_date,
         expires_date=expires,
-        reason="PURCHASE",
-        web_order_line_item_id=line_item,
+        reason=reason,
+        web_order_line_item_id=state.next_web_order_line_item_id() if line_item else None,
         signed_date=now,
+        order_id=order_id(transaction_id),
+        modified_date=now,
     )
 
 
@@ -106,14 +132,7 @@ def _not_revoked(purchase: Purchase) -> None:
 
 def _add_renewal(state: SimulatorState, purchase: Purchase, start: int, reason: str) -> None:
     now = state.now()
-    renewal = Transaction(
-        transaction_id=state.next_transaction_id(),
-        purchase_date=start,
-        expires_date=start + purchase.period_ms,
-        reason=reason,
-        web_order_line_item_id=state.next_web_order_line_item_id(),
-        signed_date=now,
-    )
+    renewal = new_transaction(state, start, start + purchase.period_ms, reason, True)
     state.add_transaction(purchase, renewal)
     _set_phase(purchase, Phase.ACTIVE, now, expiration_intent=None)
     purchase.auto_renew = True
@@ -130,7 +149,7 @@ def _end_period_now(purchase: Purchase, now: int) -> None:
     latest = purchase.latest
     if latest.expires_date is not None and latest.expires_date > now:
         latest.expires_date = now
-        latest.changed(now)
+        latest.modified(now)
 
 
 def renew(state: SimulatorState, purchase: Purchase) -> Notice:
@@ -213,7 +232,8 @@ def revoke(state: SimulatorState, purchase: Purchase, reason: int, notice: Notic
     now = state.now()
     purchase.latest.revocation_date = now
     purchase.latest.revocation_reason = reason
-    purchase.latest.changed(now)
+    purchase.latest.revocation_type = _REVOCATION_TYPES[notice.notification_type]
+    purchase.latest.modified(now)
     return notice
 
 
@@ -225,5 +245,6 @@ def reverse_refund(state: SimulatorState, purchase: Purchase) -> Notice:
     for transaction in revoked:
         transaction.revocation_date = None
         transaction.revocation_reason = None
-        transaction.changed(now)
+        transaction.revocation_type = None
+        transaction.modified(now)
     return Notice("REFUND_REVERSED")

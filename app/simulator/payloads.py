@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from app.simulator.model import Phase, Purchase, Transaction
+from app.simulator.model import App, AppTransaction, Phase, Purchase, Transaction
 from app.simulator.signing import JwsSigner
 
 STOREFRONT = "USA"
 STOREFRONT_ID = "143441"
-IN_APP_OWNERSHIP = "PURCHASED"
+APPLICATION_VERSION = "1"
+ORIGINAL_PLATFORM = "iOS"
 # Apple keeps retrying the payment during a billing grace period too.
 _RETRYING = (Phase.BILLING_RETRY, Phase.GRACE_PERIOD)
 
@@ -35,7 +36,7 @@ def transaction_payload(purchase: Purchase, transaction: Transaction) -> dict[st
             "quantity": purchase.quantity,
             "type": purchase.product_type.apple_name,
             "appAccountToken": purchase.app_account_token,
-            "inAppOwnershipType": IN_APP_OWNERSHIP,
+            "inAppOwnershipType": purchase.ownership.value,
             "signedDate": transaction.signed_date,
             "environment": purchase.environment.value,
             "transactionReason": transaction.reason,
@@ -46,6 +47,8 @@ def transaction_payload(purchase: Purchase, transaction: Transaction) -> dict[st
             "offerType": purchase.offer_type,
             "revocationDate": transaction.revocation_date,
             "revocationReason": transaction.revocation_reason,
+            "revocationType": transaction.revocation_type,
+            "appTransactionId": purchase.app_transaction_id or None,
         }
     )
 
@@ -68,8 +71,26 @@ def renewal_payload(purchase: Purchase) -> dict[str, object]:
             "appAccountToken": purchase.app_account_token,
             "signedDate": purchase.renewal_signed_date,
             "environment": purchase.environment.value,
+            "appTransactionId": purchase.app_transaction_id or None,
         }
     )
+
+
+def app_transaction_payload(app: App, record: AppTransaction, now: int) -> dict[str, object]:
+    """The decoded AppTransaction: the customer's download of the app."""
+    return {
+        "receiptType": record.environment.value,
+        "appAppleId": app.app_apple_id,
+        "bundleId": app.bundle_id,
+        "applicationVersion": APPLICATION_VERSION,
+        "versionExternalIdentifier": 0,
+        "receiptCreationDate": now,
+        "originalPurchaseDate": record.original_purchase_date,
+        "originalApplicationVersion": APPLICATION_VERSION,
+        "appTransactionId": record.app_transaction_id,
+        "originalPlatform": ORIGINAL_PLATFORM,
+        "signedDate": now,
+    }
 
 
 # Apple signs what it answers at the time it answers (signedDate = now). The simulator keeps a

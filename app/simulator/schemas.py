@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from app.simulator.faults import FaultKind
-from app.simulator.model import Environment, ProductType
+from app.simulator.model import Environment, OwnershipType, ProductType, SendAttemptResult
 
 
 class Body(BaseModel):
@@ -29,6 +29,11 @@ class AppCreate(Body):
         default=None, description="EC P-256 PEM; omitted: the simulator makes a key pair"
     )
     notification_url: str | None = None
+    environment: Environment = Field(
+        default=Environment.SANDBOX,
+        description="what calls at the root that name no transaction act for (test notifications, "
+        "mass extensions); under /sandbox and /production, those environments",
+    )
 
 
 class AppOut(Answer):
@@ -37,6 +42,7 @@ class AppOut(Answer):
     issuer_id: str
     key_id: str
     notification_url: str | None = None
+    environment: Environment = Environment.SANDBOX
     private_key: str | None = Field(
         default=None, description="PKCS8 PEM, only when the simulator made the key pair"
     )
@@ -46,7 +52,22 @@ class NotificationUrl(Body):
     url: str | None
 
 
-class PurchaseCreate(Body):
+class Delivery(Body):
+    fail_delivery: SendAttemptResult | None = Field(
+        default=None,
+        description="record the notification with a failed attempt of this result, without "
+        "posting it (as if the server had been down)",
+    )
+
+    @field_validator("fail_delivery")
+    @classmethod
+    def _a_failure(cls, value: SendAttemptResult | None) -> SendAttemptResult | None:
+        if value is SendAttemptResult.SUCCESS:
+            raise ValueError("failDelivery is a failure: any sendAttemptResult but SUCCESS")
+        return value
+
+
+class PurchaseCreate(Delivery):
     bundle_id: str
     product_id: str
     type: ProductType
@@ -61,10 +82,16 @@ class PurchaseCreate(Body):
     price: int | None = Field(default=None, description="milliunits; default 9990")
     currency: str | None = Field(default=None, description="default USD")
     subscription_group_identifier: str | None = None
+    account: str | None = Field(
+        default=None,
+        description="the customer's Apple account: one account's purchases of an app share "
+        "history, statuses, refunds and app transaction; default: a new customer",
+    )
+    in_app_ownership_type: OwnershipType = OwnershipType.PURCHASED
     notify: bool = False
 
 
-class Action(Body):
+class Action(Delivery):
     notify: bool = True
 
 
@@ -88,7 +115,7 @@ class AutoRenewAction(Action):
     enabled: bool
 
 
-class NotifyAction(Body):
+class NotifyAction(Delivery):
     notification_type: str
     subtype: str | None = None
 
@@ -96,6 +123,7 @@ class NotifyAction(Body):
 class AttemptOut(Answer):
     url: str | None
     at: int
+    send_attempt_result: SendAttemptResult
     status_code: int | None
     error: str | None
 
@@ -105,7 +133,9 @@ class NotificationOut(Answer):
     notification_type: str
     subtype: str | None
     bundle_id: str
-    original_transaction_id: str
+    environment: Environment
+    signed_date: int
+    original_transaction_id: str | None
     url: str | None
     status_code: int | None
     error: str | None
@@ -115,11 +145,15 @@ class NotificationOut(Answer):
 
 class TransactionOut(Answer):
     transaction_id: str
+    order_id: str
     purchase_date: int
     expires_date: int | None
     transaction_reason: str
     revocation_date: int | None
     revocation_reason: int | None
+    revocation_type: str | None
+    finished: bool
+    consumption: dict[str, object] | None
 
 
 class PurchaseOut(Answer):
@@ -129,6 +163,9 @@ class PurchaseOut(Answer):
     product_id: str
     type: ProductType
     environment: Environment
+    account: str
+    app_transaction_id: str
+    in_app_ownership_type: OwnershipType
     status: int | None = Field(
         description="Apple's subscription status 1-5; null if no subscription"
     )
@@ -169,3 +206,45 @@ class FaultOut(Answer):
     delay_seconds: float
     retry_after_ms: int
     hits: int
+
+
+class RateLimitsUpdate(Body):
+    enabled: bool | None = None
+    window_seconds: float | None = Field(
+        default=None, gt=0, description="the window budgets apply over; default 3600 (Apple's hour)"
+    )
+    budget: int | None = Field(
+        default=None,
+        ge=0,
+        description="calls per window for every limited endpoint of every app; null: Apple's "
+        "figures (rate x window, a tenth of it in the sandbox)",
+    )
+
+
+class AppRateLimit(Body):
+    budget: int = Field(ge=0, description="calls per window")
+    window_seconds: float | None = Field(default=None, gt=0, description="default: the global one")
+    environment: Environment | None = Field(default=None, description="default: both")
+    endpoint: str | None = Field(default=None, description="default: every limited endpoint")
+
+
+class AppRateLimitOut(Answer):
+    bundle_id: str
+    budget: int
+    window_seconds: float | None
+    environment: Environment | None
+    endpoint: str | None
+
+
+class EndpointLimit(Answer):
+    per_second: float = Field(description="Apple's production rate")
+    production: int = Field(serialization_alias="Production")
+    sandbox: int = Field(serialization_alias="Sandbox")
+
+
+class RateLimitsOut(Answer):
+    enabled: bool
+    window_seconds: float
+    budget: int | None
+    endpoints: dict[str, EndpointLimit] = Field(description="each endpoint's budget per window")
+    overrides: list[AppRateLimitOut]

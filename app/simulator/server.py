@@ -16,6 +16,8 @@ from starlette.types import ASGIApp
 from app.simulator.application import create_app
 from app.simulator.certs import load_or_create_chain
 from app.simulator.faults import ConnectionDropped
+from app.simulator.persistence import StateFileError
+from app.simulator.ratelimit import RateLimits
 from app.simulator.state import SimulatorState
 
 START_TIMEOUT = 10.0
@@ -41,13 +43,34 @@ def serve(
     port: int = 9000,
     cert_dir: Path | None = None,
     notify_url: str | None = None,
+    *,
+    state_file: Path | None = None,
+    control_token: str | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> None:
     """Serve the simulator until interrupted. ``cert_dir`` keeps the chain across restarts
-    (trust ``cert_dir/root.der``); ``notify_url`` is where apps without their own URL are notified.
+    (trust ``cert_dir/root.der``); ``notify_url`` is where apps without their own URL are notified;
+    ``state_file`` keeps everything else (and the chain, without ``cert_dir``) across restarts;
+    ``control_token`` guards the control API; ``rate_limits``: Apple's by default.
     """
-    state = SimulatorState(load_or_create_chain(cert_dir), default_notification_url=notify_url)
+    chain = load_or_create_chain(cert_dir) if cert_dir is not None else None
+    try:
+        state = SimulatorState(
+            chain,
+            default_notification_url=notify_url,
+            state_file=state_file,
+            rate_limits=rate_limits,
+        )
+    except StateFileError as error:
+        raise SystemExit(f"storekit-sync simulator: {error}") from error
     quiet_dropped_connections()
-    uvicorn.run(create_app(state), host=host, port=port, access_log=False, log_level="info")
+    app = create_app(state, control_token)
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+
+
+def rate_limits_of(window: float, budget: int | None, off: bool) -> RateLimits:
+    """The command line's ``--rate-window``, ``--rate-budget`` and ``--no-rate-limits``."""
+    return RateLimits(window_seconds=window, budget=budget, enabled=not off)
 
 
 class BackgroundServer:
@@ -99,11 +122,19 @@ class SimulatorServer(BackgroundServer):
     """The simulator in a background thread: ``with SimulatorServer() as sim: sim.base_url``."""
 
     def __init__(
-        self, state: SimulatorState | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        state: SimulatorState | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        state_file: Path | None = None,
+        control_token: str | None = None,
     ) -> None:
-        self.state = state if state is not None else SimulatorState()
+        """``state`` or, if none, a new state (kept in ``state_file``, if given); with
+        ``control_token``, the control API needs ``Authorization: Bearer <token>``."""
+        self.state = state if state is not None else SimulatorState(state_file=state_file)
         quiet_dropped_connections()
-        super().__init__(create_app(self.state), host, port)
+        super().__init__(create_app(self.state, control_token), host, port)
 
     @property
     def root_der(self) -> bytes:

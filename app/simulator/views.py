@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.simulator.faults import Fault
-from app.simulator.model import NotificationRecord, Phase, Purchase, Transaction
+from app.simulator.model import DeliveryAttempt, NotificationRecord, Phase, Purchase, Transaction
 from app.simulator.schemas import (
     AttemptOut,
     FaultOut,
@@ -13,6 +13,16 @@ from app.simulator.schemas import (
 )
 
 
+def _attempt_out(attempt: DeliveryAttempt) -> AttemptOut:
+    return AttemptOut(
+        url=attempt.url,
+        at=attempt.at,
+        send_attempt_result=attempt.result,
+        status_code=attempt.status_code,
+        error=attempt.error,
+    )
+
+
 def notification_out(record: NotificationRecord) -> NotificationOut:
     last = record.attempts[-1] if record.attempts else None
     return NotificationOut(
@@ -20,14 +30,13 @@ def notification_out(record: NotificationRecord) -> NotificationOut:
         notification_type=record.notice.notification_type,
         subtype=record.notice.subtype,
         bundle_id=record.bundle_id,
+        environment=record.environment,
+        signed_date=record.signed_date,
         original_transaction_id=record.original_transaction_id,
         url=last.url if last else None,
         status_code=last.status_code if last else None,
         error=last.error if last else None,
-        attempts=[
-            AttemptOut(url=a.url, at=a.at, status_code=a.status_code, error=a.error)
-            for a in record.attempts
-        ],
+        attempts=[_attempt_out(a) for a in record.attempts],
         signed_payload=record.signed_payload,
     )
 
@@ -35,11 +44,15 @@ def notification_out(record: NotificationRecord) -> NotificationOut:
 def _transaction_out(transaction: Transaction) -> TransactionOut:
     return TransactionOut(
         transaction_id=transaction.transaction_id,
+        order_id=transaction.order_id,
         purchase_date=transaction.purchase_date,
         expires_date=transaction.expires_date,
         transaction_reason=transaction.reason,
         revocation_date=transaction.revocation_date,
         revocation_reason=transaction.revocation_reason,
+        revocation_type=transaction.revocation_type,
+        finished=transaction.finished,
+        consumption=transaction.consumption,
     )
 
 
@@ -54,6 +67,9 @@ def purchase_out(
         product_id=purchase.product_id,
         type=purchase.product_type,
         environment=purchase.environment,
+        account=purchase.account,
+        app_transaction_id=purchase.app_transaction_id,
+        in_app_ownership_type=purchase.ownership,
         status=int(purchase.status(now)) if subscription else None,
         auto_renew=purchase.auto_renew if subscription else None,
         purchase_date=latest.purchase_date,

@@ -12,9 +12,7 @@ from appstoreserverlibrary.models.Environment import Environment
 
 from app.simulator import SimulatorState
 from app.simulator.server import BackgroundServer, SimulatorServer
-from tests.simulator.helpers import Receiver, SimApp, register_app
-
-MakeClient = Callable[..., AsyncAppStoreServerAPIClient]
+from tests.helpers.simulator import MakeClient, Receiver, SimApp, register_app
 
 
 @pytest.fixture(scope="session")

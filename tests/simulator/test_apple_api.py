@@ -18,8 +18,8 @@ from appstoreserverlibrary.signed_data_verifier import VerificationException
 
 from app.simulator.certs import generate_chain
 from app.simulator.server import SimulatorServer
-from tests.simulator.conftest import MakeClient
-from tests.simulator.helpers import (
+from tests.helpers.simulator import (
+    MakeClient,
     SimApp,
     act,
     buy,

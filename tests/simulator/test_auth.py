@@ -15,8 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.simulator.server import SimulatorServer
-from tests.simulator.conftest import MakeClient
-from tests.simulator.helpers import SimApp, buy
+from tests.helpers.simulator import MakeClient, SimApp, buy
 
 
 def _other_private_key() -> str:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.simulator import SimulatorState
 from app.simulator.server import SimulatorServer
-from tests.simulator.helpers import SimApp, act, buy, register_app, wait_until
+from tests.helpers.simulator import SimApp, act, buy, register_app, wait_until
 
 DAY_MS = 86_400_000
 

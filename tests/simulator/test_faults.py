@@ -9,8 +9,7 @@ import pytest
 from appstoreserverlibrary.api_client import APIError, APIException
 
 from app.simulator.server import SimulatorServer
-from tests.simulator.conftest import MakeClient
-from tests.simulator.helpers import SimApp, act, add_fault, buy
+from tests.helpers.simulator import MakeClient, SimApp, act, add_fault, buy
 
 
 @pytest.mark.parametrize(

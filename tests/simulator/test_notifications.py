@@ -15,7 +15,7 @@ from appstoreserverlibrary.signed_data_verifier import VerificationException
 from app.simulator import SimulatorState
 from app.simulator.certs import generate_chain
 from app.simulator.server import SimulatorServer
-from tests.simulator.helpers import (
+from tests.helpers.simulator import (
     JsonDict,
     Receiver,
     SimApp,

@@ -72,9 +72,9 @@ def _customer_answer(row: Row) -> CustomerAnswer:
     responses=error_responses(e.InvalidBody),
 )
 async def create_publisher(
-    body: PublisherCreate, _: Admin, context: Ctx, response: Response
+    body: PublisherCreate, _: Admin, tx: Tx, response: Response
 ) -> PublisherCreated:
-    publisher, token = await service.create_publisher(context.db, body.name)
+    publisher, token = await service.create_publisher(tx, body.name)
     response.headers.update(NO_STORE)
     return PublisherCreated(
         publisher_id=publisher["id"], name=publisher["name"], publisher_token=token
@@ -142,7 +142,8 @@ async def put_storekit2(
     _: PublisherAccess,
     context: Ctx,
 ) -> StoreKit2Answer:
-    row = await service.put_storekit2(context.db, context.secrets, publisher_id, body)
+    # One upsert: the same request twice is the same state, so it may be repeated.
+    row = await service.put_storekit2(context.db.retrying, context.secrets, publisher_id, body)
     return _storekit2_answer(row)
 
 
@@ -166,7 +167,7 @@ async def get_storekit2(
 async def delete_storekit2(
     publisher_id: PublisherIdPath, _: PublisherAccess, context: Ctx
 ) -> Response:
-    await service.deactivate_storekit2(context.db, publisher_id)
+    await service.deactivate_storekit2(context.db.retrying, publisher_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -34,7 +34,10 @@ async def receive_notification(
 ) -> NotificationReceived:
     """Apple posts here, with no credential: the signed payload is the proof."""
     c, signed, now = context, body.signed_payload, context.clock.now()
-    uuid, duplicate = await service.receive(c.db, c.apple, c.secrets, publisher_id, signed, now)
+    # Stored once per notificationUUID: a repeat after a lost connection stores nothing twice.
+    uuid, duplicate = await service.receive(
+        c.db.retrying, c.apple, c.secrets, publisher_id, signed, now
+    )
     if not duplicate:
         context.waker.poke()
     return NotificationReceived(notification_uuid=uuid, duplicate=duplicate)

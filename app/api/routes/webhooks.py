@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, status
+from fastapi import APIRouter, BackgroundTasks, Body, Path, Query, status
 
 from app.api.auth import MAX_ID, PublisherAccess, PublisherCaller, PublisherIdPath
 from app.api.deps import Ctx, Tx
@@ -111,7 +111,9 @@ async def replay_delivery(
     delivery_id: DeliveryIdPath,
     _: PublisherAccess,
     context: Ctx,
+    tx: Tx,
+    after: BackgroundTasks,
 ) -> DeliveryItem:
-    row = await service.replay_delivery(context.db, publisher_id, delivery_id, context.clock.now())
-    context.waker.poke()  # one statement, committed
+    row = await service.replay_delivery(tx, publisher_id, delivery_id, context.clock.now())
+    after.add_task(context.waker.poke)  # after the commit, which comes before the answer
     return _delivery_item(row)

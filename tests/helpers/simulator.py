@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from appstoreserverlibrary.api_client import APIException, AsyncAppStoreServerAPIClient
 from appstoreserverlibrary.models.Environment import Environment
 from appstoreserverlibrary.models.JWSRenewalInfoDecodedPayload import JWSRenewalInfoDecodedPayload
 from appstoreserverlibrary.models.JWSTransactionDecodedPayload import JWSTransactionDecodedPayload
@@ -19,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 JsonDict = dict[str, Any]
+T = TypeVar("T")
 DEADLINE_SECONDS = 5.0
 
 
@@ -131,3 +135,40 @@ def verified_renewal(
 ) -> JWSRenewalInfoDecodedPayload:
     assert signed is not None
     return verifier.verify_and_decode_renewal_info(signed)
+
+
+def bearer(client: AsyncAppStoreServerAPIClient) -> dict[str, str]:
+    """The headers Apple's client would send, for calls its methods cannot make (bad input)."""
+    return {"Authorization": f"Bearer {client._generate_token()}"}
+
+
+async def apple_error(call: Awaitable[object]) -> tuple[int, int | None]:
+    """The HTTP status and Apple error code that Apple's client raised for ``call``."""
+    try:
+        await call
+    except APIException as error:
+        return error.http_status_code, error.raw_api_error
+    raise AssertionError("the call succeeded")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], within: float = DEADLINE_SECONDS
+) -> T:
+    """Await ``probe`` until it gives something other than ``None``, failing after ``within`` s."""
+    deadline = time.monotonic() + within
+    while (found := await probe()) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(0.01)
+    return found
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: posting to it is refused, as to a server that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/notifications"
+
+
+MakeClient = Callable[..., AsyncAppStoreServerAPIClient]

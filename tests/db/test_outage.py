@@ -91,6 +91,29 @@ async def test_a_register_on_a_lost_database_is_503_then_recovers(
     assert_envelope(answer, 500, "SK2C0004")
 
 
+async def test_connections_lost_while_idle_are_replaced_without_an_error(
+    proxy: PgProxy, client: httpx.AsyncClient
+) -> None:
+    """Every pooled connection dies; the database is back at once. Nothing any of them would
+    have sent had left: each kind of request is tried again on a fresh connection, and succeeds."""
+    publisher = await new_publisher(client)
+    body = {
+        "cleengCustomerId": await new_customer(client, publisher),
+        "transactionId": "2000000123456789",
+    }
+    register = ("/storekit2/purchases", body, publisher.headers)
+    create = ("/admin/publishers", {"name": "x"}, ADMIN)  # a transaction (Tx)
+    for path, json, headers in (register, create, register, create):
+        proxy.cut()
+        proxy.restore()
+        answer = await client.post(path, json=json, headers=headers)
+        assert answer.status_code in (201, 500), answer.text  # 500 SK2C0004: no integration
+        assert answer.status_code == 201 or answer.json()["code"] == "SK2C0004"
+        proxy.cut()
+        proxy.restore()
+        assert (await client.get("/readyz")).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("error", "outage"),
     [
