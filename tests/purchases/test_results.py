@@ -76,6 +76,7 @@ async def test_a_created_subscription_writes_its_sync_once(shop: Shop, worker: W
         connection.add_query_logger(lambda query: statements.append(query.query))
 
     db = shop.context.db
+    await shop.context.tokens.written()  # the tokens' lastUsedAt: no other statement in flight
     served = db.pool
     db.pool = await asyncpg.create_pool(db.url, min_size=1, max_size=4, init=watch)
     try:
