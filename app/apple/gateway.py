@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import httpx
 from appstoreserverlibrary.models.Environment import Environment
 from appstoreserverlibrary.signed_data_verifier import SignedDataVerifier
 
+from app.apple.cache import VersionedLru
 from app.apple.library import AppleClient, Credentials, make_verifier
 from app.apple.verifier import load_root_certificates
 from app.config import Settings
@@ -83,42 +85,72 @@ FIELDS = (
 )
 
 
-class AppleGateway:
-    """One API client per integration and environment, reused; one verifier likewise."""
+AppKey = tuple[int, str, Environment]  # publisher, bundle id, environment
+CACHED_APPS = 1000  # clients (and, apart, verifiers) kept: one per app and environment in use
 
-    def __init__(self, settings: Settings) -> None:
+
+class AppleGateway:
+    """One API client per app and environment, reused while the app's settings stay as they are;
+    one verifier likewise. At most `cache_size` of each: the least recently used goes first, and
+    a client dropped (or replaced after a change of its app) has its own HTTP pool closed."""
+
+    def __init__(self, settings: Settings, cache_size: int = CACHED_APPS) -> None:
         self.settings = settings
         self.roots = load_root_certificates(settings.apple_root_certificates)
         self.http = httpx.AsyncClient(
             timeout=APPLE_TIMEOUT,
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
         )
-        self._clients: dict[tuple[int, datetime, Environment], AppleClient] = {}
-        self._verifiers: dict[tuple[int, datetime, Environment], SignedDataVerifier] = {}
+        self._clients: VersionedLru[AppKey, AppleClient] = VersionedLru(cache_size, self._retire)
+        self._verifiers: VersionedLru[AppKey, SignedDataVerifier] = VersionedLru(cache_size)
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @staticmethod
+    def _key(integration: Integration, environment: Environment) -> AppKey:
+        return (integration.publisher_id, integration.bundle_id, environment)
 
     def client(self, integration: Integration, environment: Environment) -> AppleClient:
-        key = (integration.publisher_id, integration.updated_at, environment)
-        if key not in self._clients:
+        def make() -> AppleClient:
             base_url = self.settings.apple_api_base_url
-            self._clients[key] = AppleClient(
-                integration.credentials, environment, self.http, base_url
-            )
-        return self._clients[key]
+            return AppleClient(integration.credentials, environment, self.http, base_url)
+
+        key = self._key(integration, environment)
+        return self._clients.get(key, integration.updated_at, make)
 
     def verifier(self, integration: Integration, environment: Environment) -> SignedDataVerifier:
-        key = (integration.publisher_id, integration.updated_at, environment)
-        if key not in self._verifiers:
-            self._verifiers[key] = make_verifier(
+        def make() -> SignedDataVerifier:
+            return make_verifier(
                 self.roots,
                 self.settings.apple_online_checks,
                 environment,
                 integration.bundle_id,
                 integration.app_apple_id,
             )
-        return self._verifiers[key]
+
+        key = self._key(integration, environment)
+        return self._verifiers.get(key, integration.updated_at, make)
+
+    def _retire(self, client: AppleClient) -> None:
+        """Close a dropped client's own HTTP pool (the library's, never used: calls in flight go
+        through the shared one, so they are not disturbed)."""
+        try:
+            task = asyncio.get_running_loop().create_task(_close_quietly(client))
+        except RuntimeError:  # no event loop: nothing was ever opened on it
+            return
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def retired(self) -> None:
+        """Until the clients dropped so far are closed (tests; shutting down)."""
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def close(self) -> None:
         for client in self._clients.values():
-            with contextlib.suppress(Exception):
-                await client.close()
+            await _close_quietly(client)
+        await self.retired()
         await self.http.aclose()
+
+
+async def _close_quietly(client: AppleClient) -> None:
+    with contextlib.suppress(Exception):
+        await client.close()
