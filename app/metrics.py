@@ -41,6 +41,12 @@ PUBLISHER_TOKEN_LOOKUPS = Counter(
     "Publisher tokens checked, by where the answer came from (memory or database)",
     ["source"],
 )
+APPLE_NOTIFICATIONS_OUT_OF_DATE = Counter(
+    "storekit_apple_notifications_out_of_date_total",
+    "Verified notifications signed over 180 days before they arrived (old) or ahead of this"
+    " service's clock (future): stored and applied as any, and worth a look",
+    ["reason"],
+)
 APPLE_CALLS = Counter(
     "storekit_apple_calls_total", "Calls to the App Store Server API", ["operation", "outcome"]
 )
