@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -128,10 +129,23 @@ class ConfigurationError(SystemExit):
     """A bad setting: the process stops with one line naming the variable."""
 
 
+DEFAULT_SECRETS_DIR = "/run/secrets"
+
+
+def secrets_dir() -> Path | None:
+    """Where Docker (and Compose, and Swarm) mount secrets: a file per variable, named as it is
+    (`/run/secrets/secret_key` or `SECRET_KEY`). `SECRETS_DIR` names another directory. A variable
+    set in the environment wins over its file."""
+    path = Path(os.environ.get("SECRETS_DIR") or DEFAULT_SECRETS_DIR)
+    return path if path.is_dir() else None
+
+
 def load_settings() -> Settings:
-    """Read the settings, turning a validation error into one clear line per bad variable."""
+    """Read the settings (the environment, `.env`, then Docker secrets), turning a validation
+    error into one clear line per bad variable."""
+    build: Any = Settings  # pydantic-settings takes `_secrets_dir` beside the fields
     try:
-        return Settings()
+        return cast(Settings, build(_secrets_dir=secrets_dir()))
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
