@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers.processes import ServiceProcess, clean_env, free_port, wait_until
 
@@ -85,3 +86,27 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     ):
         assert step in result.stdout, step
     assert "The whole flow works." in result.stdout
+
+
+async def test_the_seed_step_sends_the_simulators_control_token(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """docker-compose.dev.yml's seed wires the demo publisher into a simulator whose /sim needs
+    SIMULATOR_CONTROL_TOKEN."""
+    from app.dev.dev import seed_publisher
+    from app.simulator.server import SimulatorServer
+    from tests.helpers.api import ADMIN_TOKEN
+
+    for name in ("without", "with"):
+        (tmp_path / name).mkdir()
+    with SimulatorServer(control_token="sim-control-token-0123456789") as guarded:
+        with pytest.raises(RuntimeError, match="/sim/apps: 401"):
+            await seed_publisher(client, guarded.base_url, ADMIN_TOKEN, tmp_path / "without")
+        state = await seed_publisher(
+            client, guarded.base_url, ADMIN_TOKEN, tmp_path / "with", "sim-control-token-0123456789"
+        )
+    integration = await client.get(
+        f"/admin/publishers/{state.publisher_id}/storekit2",
+        headers={"X-Publisher-Token": state.publisher_token},
+    )
+    assert integration.json()["bundleId"] == state.bundle_id, "wired to the guarded simulator"
