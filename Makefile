@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "storekit-sync needs Python 3.11 or newer")'
@@ -30,6 +30,10 @@ lint: $(STAMP)
 # make bench, or make bench BENCH_ARGS=--quick (--tiny, --duration S, --rate R, --json PATH)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# make soak, or make soak SOAK_ARGS="--minutes 3" (--rate R, --json PATH)
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

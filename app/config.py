@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     run_worker: bool = True  # set by `serve --no-worker`
     worker_concurrency: int = Field(default=16, ge=1, le=1000)
     job_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    retention_days: int = Field(default=90, ge=1, le=3650)
 
     @field_validator("jwt_private_key_previous", "metrics_token", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ where it calls: `tx` or `db`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -147,8 +148,13 @@ class Database:
         )
         return cls(pool, url)
 
-    async def close(self) -> None:
-        await self.pool.close()
+    async def close(self, grace: float = 5.0) -> None:
+        """Close every connection, politely for `grace` seconds (a server that no longer answers
+        must not hold a stopping process), then at once."""
+        try:
+            await asyncio.wait_for(self.pool.close(), grace)
+        except TimeoutError:
+            self.pool.terminate()
 
     async def _acquire(self) -> asyncpg.Connection:
         try:

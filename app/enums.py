@@ -39,6 +39,15 @@ class SyncResult(StrEnum):
     PURCHASE_OWNED_BY_ANOTHER_CUSTOMER = "PURCHASE_OWNED_BY_ANOTHER_CUSTOMER"
 
 
+class Ownership(StrEnum):
+    """SPEC §3's ownership policy of a publisher: who a purchase may be granted to. `transfer`
+    (Cleeng's): a purchase registered for another customer moves to it. `appAccountToken`: a
+    purchase that carries a token is its customer's alone."""
+
+    TRANSFER = "transfer"
+    APP_ACCOUNT_TOKEN = "appAccountToken"  # noqa: S105 (a policy's name, not a secret)
+
+
 class SubscriptionStatus(StrEnum):
     """As stored. `active` still needs the access rule (`app.subscriptions.access`): a stored
     `active` subscription whose expiry passed is expired to every reader."""
@@ -77,6 +86,7 @@ class JobKind(StrEnum):
     SYNC = "sync"
     WEBHOOK_DELIVERY = "webhook_delivery"
     APPLE_NOTIFICATION = "apple_notification"
+    RETENTION = "retention"  # periodic: one row, rescheduled by its own handler
 
 
 class Topic(StrEnum):

@@ -106,6 +106,20 @@ class PurchaseNotFound(CleengError):
     status, code, message = 422, "SK2C0102", "Unable to find purchase"
 
 
+class TooManyRequests(CleengError):
+    """A customer token's failed registers and transfers are over the limit (SPEC §3); the
+    answer's `Retry-After` says in how many seconds the window has room again."""
+
+    status, code, message = 429, "REQ0006", "Too many requests"
+
+    def __init__(self, retry_after: int, details: list[ErrorDetail] | None = None) -> None:
+        super().__init__(details)
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class IntegrationNotActive(CleengError):
     status, code, message = 500, "SK2C0004", "StoreKit2 integration not activated"
 
@@ -135,6 +149,7 @@ ALL_ERRORS: tuple[type[CleengError], ...] = (
     PayloadTooLarge,
     CustomerNotFound,
     PurchaseNotFound,
+    TooManyRequests,
     IntegrationNotActive,
     InternalError,
     ServiceUnavailable,

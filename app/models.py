@@ -30,10 +30,18 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from app.enums import DeliveryStatus, NotificationStatus, SubscriptionStatus, SyncStatus, sql_in
+from app.callers import CallerKind
+from app.enums import (
+    DeliveryStatus,
+    NotificationStatus,
+    Ownership,
+    SubscriptionStatus,
+    SyncStatus,
+    sql_in,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -85,20 +93,41 @@ class PublisherToken(Base):
 
 
 class StoreKit2Integration(Base):
-    """A publisher's App Store Connect key and app. The private key is stored encrypted."""
+    """A publisher's StoreKit 2 integration: on or off, and its ownership policy for all its apps
+    (SPEC §3). Its apps, each with its App Store Connect key, are `storekit2_apps`."""
 
     __tablename__ = "storekit2_integrations"
+    __table_args__ = (CheckConstraint(f"ownership IN {sql_in(*Ownership)}", name="ownership"),)
 
     publisher_id: Mapped[int] = mapped_column(
         ForeignKey("publishers.id", ondelete="CASCADE"), primary_key=True
     )
-    bundle_id: Mapped[str] = mapped_column(String(155))
+    ownership: Mapped[str] = mapped_column(
+        String(16), server_default=text(f"'{Ownership.TRANSFER}'")
+    )
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = updated_at()
+
+
+class StoreKit2App(Base):
+    """One app of a publisher: its bundle id, Apple app id and In-App Purchase key (stored
+    sealed), and the environments it is asked in."""
+
+    __tablename__ = "storekit2_apps"
+    __table_args__ = (
+        CheckConstraint("environment IN ('Production', 'Sandbox', 'Auto')", name="environment"),
+    )
+
+    publisher_id: Mapped[int] = mapped_column(
+        ForeignKey("storekit2_integrations.publisher_id", ondelete="CASCADE"), primary_key=True
+    )
+    bundle_id: Mapped[str] = mapped_column(String(155), primary_key=True)
     app_apple_id: Mapped[int | None] = mapped_column(BigInteger)
     issuer_id: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str] = mapped_column(String(32))
     private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     environment: Mapped[str] = mapped_column(String(16))
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
 
@@ -152,6 +181,10 @@ class Customer(Base):
     )
     email: Mapped[str] = mapped_column(String(320))
     external_id: Mapped[str | None] = mapped_column(Text)
+    # The UUID the customer's app passes to StoreKit as `appAccountToken` (SPEC §3, §7).
+    app_account_token: Mapped[uuid.UUID] = mapped_column(
+        Uuid, server_default=text("gen_random_uuid()"), unique=True
+    )
     created_at: Mapped[datetime] = created_at()
 
 
@@ -182,6 +215,9 @@ class Synchronization(Base):
             "transaction_id",
             postgresql_where=text("original_transaction_id IS NOT NULL"),
         ),
+        CheckConstraint(
+            f"caller IN {sql_in(CallerKind.PUBLISHER, CallerKind.CUSTOMER)}", name="caller"
+        ),
     )
 
     publisher_id: Mapped[int] = mapped_column(
@@ -189,6 +225,11 @@ class Synchronization(Base):
     )
     id: Mapped[str] = mapped_column(String(256), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
+    # Who registered it: a customer token's syncs count toward its limit and follow the
+    # ownership policy's rule for customers (SPEC §3).
+    caller: Mapped[str] = mapped_column(String(16))
+    # The app asked for (None: any of the publisher's), then the app Apple knew it in.
+    bundle_id: Mapped[str | None] = mapped_column(String(155))
     transaction_id: Mapped[str] = mapped_column(String(32))
     purchase_key: Mapped[str | None] = mapped_column(String(32))
     customer_id: Mapped[int] = mapped_column(BigInteger)
@@ -238,6 +279,7 @@ class Subscription(Base):
     original_transaction_id: Mapped[str] = mapped_column(String(32))
     latest_transaction_id: Mapped[str] = mapped_column(String(32))
     environment: Mapped[str] = mapped_column(String(16))
+    bundle_id: Mapped[str | None] = mapped_column(String(155))  # the app of the purchase
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     grace_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -250,11 +292,33 @@ class Subscription(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class RegisterFailure(Base):
+    """A customer token's latest failed registers and transfers (SPEC §3's limit): the times of
+    the newest few, one row per customer, so the check is one read by key."""
+
+    __tablename__ = "register_failures"
+
+    publisher_id: Mapped[int] = mapped_column(
+        ForeignKey("publishers.id", ondelete="CASCADE"), primary_key=True
+    )
+    customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    failed_at: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)))
+
+
 class Job(Base):
     """The durable queue: a row per job to run, claimed under a lease, deleted when done."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_due", "run_at"),)
+    # Its autovacuum settings (a queue's: migration 0010) are storage parameters, not columns.
+    __table_args__ = (
+        Index("ix_jobs_due", "run_at"),
+        Index(
+            "uq_jobs_singleton",
+            "singleton",
+            unique=True,
+            postgresql_where=text("singleton IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -265,6 +329,8 @@ class Job(Base):
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A periodic job's name (its one row: it reschedules itself); NULL for every other job.
+    singleton: Mapped[str | None] = mapped_column(Text)
 
 
 class WebhookEvent(Base):
@@ -364,6 +430,12 @@ class WebhookDelivery(Base):
         CheckConstraint(f"status IN {sql_in(*DeliveryStatus)}", name="status"),
         Index("ix_webhook_deliveries_publisher", "publisher_id", "id"),
         Index("ix_webhook_deliveries_endpoint_id", "endpoint_id"),
+        Index("ix_webhook_deliveries_event_id", "event_id"),
+        Index(
+            "ix_webhook_deliveries_after_delivery_id",
+            "after_delivery_id",
+            postgresql_where=text("after_delivery_id IS NOT NULL"),
+        ),
         # /metrics counts pending and failed deliveries here, never the succeeded ones
         Index(
             "ix_webhook_deliveries_unsettled",
@@ -388,6 +460,11 @@ class WebhookDelivery(Base):
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The delivery of the same cause to the same URL whose first attempt this one waits for;
+    # NULL once it may go (SPEC §5's order).
+    after_delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = _timestamp()
     updated_at: Mapped[datetime] = _timestamp()
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.admin import repository as admin
-from app.apple.gateway import PRIVATE_KEY_PURPOSE, private_key_binding
+from app.apple.gateway import APP_TABLE, KEY_PURPOSE, key_binding
 from app.db import Executor, Row
 from app.security import Purpose, SecretBox, SecretBoxError
 from app.webhooks import repository as webhooks
@@ -77,23 +77,25 @@ class Tally:
 
 
 def apple_private_keys() -> SealedColumn:
-    """The apps' App Store Connect private keys."""
+    """The apps' App Store Connect private keys (`storekit2_apps`)."""
 
     def sealed(row: Row) -> Sealed:
-        bound_to = private_key_binding(row["publisher_id"], row["bundle_id"])
-        return Sealed((row["publisher_id"],), bound_to, bytes(row["private_key_encrypted"]))
+        publisher_id, bundle_id = row["publisher_id"], row["bundle_id"]
+        token = bytes(row["private_key_encrypted"])
+        return Sealed((publisher_id, bundle_id), key_binding(publisher_id, bundle_id), token)
 
     async def batch(db: Executor, after: Key | None, limit: int) -> list[Sealed]:
-        return [sealed(r) for r in await admin.sealed_keys(db, after[0] if after else 0, limit)]
+        rows = await admin.sealed_keys(db, (after[0], after[1]) if after else (0, ""), limit)
+        return [sealed(r) for r in rows]
 
     async def one(db: Executor, key: Key) -> Sealed | None:
-        row = await admin.sealed_key(db, key[0])
+        row = await admin.sealed_key(db, key[0], key[1])
         return None if row is None else sealed(row)
 
     async def replace(db: Executor, row: Sealed, new: bytes) -> bool:
-        return await admin.reseal_key(db, row.key[0], row.token, new)
+        return await admin.reseal_key(db, row.key[0], row.key[1], row.token, new)
 
-    return SealedColumn("storekit2_integrations", PRIVATE_KEY_PURPOSE, batch, one, replace)
+    return SealedColumn(APP_TABLE, KEY_PURPOSE, batch, one, replace)
 
 
 def webhook_secrets() -> SealedColumn:

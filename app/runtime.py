@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -18,15 +19,19 @@ from app.apple.gateway import AppleGateway
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.context import Context
-from app.db import Database, resolve_database_url
+from app.db import Database, DatabaseUnavailable, resolve_database_url
 from app.enums import JobKind
 from app.handlers.deliveries import deliver_job
 from app.handlers.notifications import apply_notification_job
+from app.handlers.retention import run_retention_job
 from app.handlers.sync import run_sync_job
+from app.jobs import queue
 from app.jobs.worker import Foreground, Handler, Waker, Worker
 from app.metrics import GAUGES_EVERY, AtMostEvery
 from app.security import SecretBox, load_secret_key, load_signing_key
 from app.webhooks.delivery import WebhookSender
+
+log = logging.getLogger(__name__)
 
 
 def job_handlers(context: Context) -> dict[str, Handler]:
@@ -35,7 +40,21 @@ def job_handlers(context: Context) -> dict[str, Handler]:
         JobKind.SYNC: functools.partial(run_sync_job, context),
         JobKind.WEBHOOK_DELIVERY: functools.partial(deliver_job, context),
         JobKind.APPLE_NOTIFICATION: functools.partial(apply_notification_job, context),
+        JobKind.RETENTION: functools.partial(run_retention_job, context),
     }
+
+
+PERIODIC = (JobKind.RETENTION,)
+
+
+async def ensure_periodic(context: Context) -> None:
+    """Every periodic job exists and is due now (a pass at start). Best effort: a process that
+    starts while its database is away leaves it to the next start, and the rows, once made, stay."""
+    try:
+        for kind in PERIODIC:
+            await queue.ensure_periodic(context.db, kind, context.clock.now())
+    except DatabaseUnavailable as exc:
+        log.warning("periodic jobs not ensured: %s", exc)
 
 
 def make_worker(context: Context, **options: object) -> Worker:
@@ -104,6 +123,8 @@ class Runtime:
     ) -> AsyncIterator[Runtime]:
         context = await build_context(settings, clock, foreground)
         wanted = settings.run_worker if run_worker is None else run_worker
+        if wanted:
+            await ensure_periodic(context)
         runtime = cls(context, make_worker(context) if wanted else None)
         try:
             yield runtime

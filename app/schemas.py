@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from pydantic.alias_generators import to_camel
 
+BUNDLE_ID_PATTERN = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+# An app's bundle id (a register's, an app's of the provisioning API), as App Store Connect takes it.
+BundleId = Annotated[str, StringConstraints(pattern=BUNDLE_ID_PATTERN, max_length=155)]
 NUL = "\x00"
 
 

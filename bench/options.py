@@ -18,7 +18,7 @@ class Options:
     duration: float  # seconds of each measured window
     grace: float  # seconds after a window in which a sync started in it may still complete
     concurrency: int  # registration phases: users in the closed loop
-    rate: float  # end to end: offered syncs per second
+    rate: float | None  # end to end: offered syncs per second; None: half of saturation
     in_flight: int  # end to end at saturation: syncs in flight
     # Purchases made beforehand, per second of a phase: a phase that uses them all ends early,
     # its rate still measured (over a shorter window). Faster than the goals with room to spare.
@@ -35,9 +35,9 @@ class Options:
 
 
 SIZES = {
-    "full": Options("full", 3.0, 15.0, 10.0, 32, 200.0, 64, 1000.0, 600.0, 16, DEFAULT_JSON),
-    "quick": Options("quick", 1.0, 5.0, 3.0, 32, 200.0, 64, 1000.0, 600.0, 16, DEFAULT_JSON),
-    "tiny": Options("tiny", 0.3, 1.0, 2.0, 4, 20.0, 4, 200.0, 100.0, 4, DEFAULT_JSON),
+    "full": Options("full", 3.0, 15.0, 10.0, 32, None, 64, 1000.0, 600.0, 16, DEFAULT_JSON),
+    "quick": Options("quick", 1.0, 5.0, 3.0, 32, None, 64, 1000.0, 600.0, 16, DEFAULT_JSON),
+    "tiny": Options("tiny", 0.3, 1.0, 2.0, 4, None, 4, 200.0, 100.0, 4, DEFAULT_JSON),
 }
 
 
@@ -52,7 +52,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="measured seconds per phase")
     p.add_argument("--warmup", type=float, help="warm-up seconds before each phase")
     p.add_argument("--concurrency", type=int, help="registration phases: concurrent users")
-    p.add_argument("--rate", type=float, help="end to end: offered syncs per second")
+    p.add_argument(
+        "--rate",
+        type=float,
+        help="end to end: offered syncs per second (default: half the saturation just measured)",
+    )
     p.add_argument("--in-flight", type=int, help="end to end at saturation: syncs in flight")
     p.add_argument(
         "--processes",
@@ -96,7 +100,8 @@ def parse(argv: list[str] | None = None) -> Options:
     }
     options = replace(options, **overrides)
     for name in LIMITS:
-        _check(name, getattr(options, name))
+        if getattr(options, name) is not None:
+            _check(name, getattr(options, name))
     if not 0 <= options.warmup <= 600:
         raise SystemExit("python -m bench: --warmup must be between 0 and 600")
     return options

@@ -146,6 +146,35 @@ async def registrations(
     return {"concurrency": users, **_result(run, cpu, registrar.statuses)}
 
 
+async def customer_registrations(
+    port: int,
+    customers: tuple[int, ...],
+    jwts: tuple[str, ...],
+    purchases: Iterator[str],
+    users: int,
+    timing: Timing,
+    meter: CpuMeter,
+) -> dict[str, Any]:
+    """Closed loop of registrations by the customers themselves: each user one customer, with
+    its own JWT (`Authorization: Bearer`), as a mobile app registers."""
+    pools, registrars = [], {}
+    for user in range(users):
+        mine = user % len(customers)
+        target = Target(port, {"Authorization": f"Bearer {jwts[mine]}"}, (customers[mine],))
+        pool = _pools(target, 1)[0]
+        pools.append(pool)
+        registrars[id(pool)] = Registrar(target, purchases)
+
+    async def op(pool: Pool, due: float) -> Sample | None:
+        outcome = await registrars[id(pool)].register(pool)
+        return None if outcome is None else Sample(due, time.monotonic(), outcome[1])
+
+    window = Window.from_now(timing.warmup, timing.duration, timing.grace)
+    run, cpu = await _closed(op, pools, window, meter)
+    statuses: Counter[str] = sum((r.statuses for r in registrars.values()), Counter())
+    return {"concurrency": users, **_result(run, cpu, statuses)}
+
+
 async def syncs_at_rate(
     target: Target,
     purchases: Iterator[str],

@@ -36,6 +36,7 @@ class Shop:
     publisher_id: int
     headers: dict[str, str]  # the publisher token
     customers: tuple[int, ...]
+    jwts: tuple[str, ...]  # each customer's own token, for the customer-JWT phase
     webhooks: bool
     webhook_note: str
 
@@ -130,14 +131,16 @@ async def provision(
     service = Connection(service_port, JSON)
     try:
         publisher_id, token = await _publisher(service, admin, app)
-        ids = []
+        ids, jwts = [], []
+        base = f"/admin/publishers/{publisher_id}/customers"
         for i in range(customers):
-            path = f"/admin/publishers/{publisher_id}/customers"
             made = await _call(
-                service, "POST", path, {"email": f"bench{i}@example.com"}, 201, admin
+                service, "POST", base, {"email": f"bench{i}@example.com"}, 201, admin
             )
             ids.append(int(made["customerId"]))
+            issued = await _call(service, "POST", f"{base}/{ids[-1]}/tokens", None, 201, admin)
+            jwts.append(str(issued["jwt"]))
         webhooks, note = await _subscribe(service, token, sink_port)
     finally:
         await service.close()
-    return Shop(publisher_id, token, tuple(ids), webhooks, note)
+    return Shop(publisher_id, token, tuple(ids), tuple(jwts), webhooks, note)

@@ -32,7 +32,14 @@ from bench.completions import Arrivals, Completions, Polling
 from bench.cpu import CpuMeter
 from bench.database import plain_url, postgres_pids, scratch_database
 from bench.options import Options
-from bench.phases import Target, Timing, registrations, syncs_at_rate, syncs_at_saturation
+from bench.phases import (
+    Target,
+    Timing,
+    customer_registrations,
+    registrations,
+    syncs_at_rate,
+    syncs_at_saturation,
+)
 from bench.procs import Proc, free_port, running, wait_http, wait_ready
 from bench.provision import Shop, SimApp, create_purchases, provision, register_app
 from bench.rawhttp import Connection
@@ -93,7 +100,9 @@ def start_all(stack: contextlib.ExitStack, work: Path) -> Setup:
     names = ("service", "api", "simulator", "sink", "baseline")
     ports = {name: free_port() for name in names}
     sim_port = str(ports["simulator"])
+    # Apple's rate limits off: this measures the service (the shaping to them is tested apart).
     sim_args = [str(BIN), "simulator", "--port", sim_port, "--cert-dir", str(work / "certs")]
+    sim_args.append("--no-rate-limits")
     sim = stack.enter_context(running("simulator", sim_args, _env(), work, work))
     sink_args = [sys.executable, "-m", "bench.sink", "--port", str(ports["sink"])]
     sink = stack.enter_context(running("sink", sink_args, _env(), ROOT, work))
@@ -157,7 +166,7 @@ async def _purchases(options: Options, setup: Setup, app: SimApp) -> Purchases:
     span = options.warmup + options.duration
     counts = (
         int(options.saturation_cap * span),
-        int(options.rate * span) + 10,
+        int((options.rate or options.saturation_cap / 2) * span) + 10,
         int(options.registration_cap * span),
     )
     made = await create_purchases(setup.ports["simulator"], app, sum(counts))
@@ -207,6 +216,18 @@ async def _completions(shop: Shop, setup: Setup) -> Completions:
 DROP_JOBS = "DELETE FROM jobs"
 
 
+async def apple_calls(sim_port: int, *, reset: bool = False) -> int:
+    """The calls Apple's side answered since the last reset (the simulator counts them)."""
+    connection = Connection(sim_port)
+    try:
+        if reset:
+            await connection.request("DELETE", "/sim/calls")
+            return 0
+        return int(json.loads((await connection.request("GET", "/sim/calls")).body)["total"])
+    finally:
+        await connection.close()
+
+
 async def measure(
     options: Options, stack: contextlib.ExitStack, setup: Setup, started: float
 ) -> dict[str, Any]:
@@ -226,18 +247,25 @@ async def measure(
         log(f"API alone (serve --no-worker, no worker anywhere), {options.concurrency} concurrent")
         ids = _synthetic(first=4_000_000_000_000_000)
         api_only = await registrations(api, ids, options.concurrency, timing, meter)
+        log(f"API alone, each customer with its own JWT, {options.concurrency} concurrent")
+        api_jwt = await customer_registrations(
+            setup.ports["api"], shop.customers, shop.jwts, ids, options.concurrency, timing, meter
+        )
         # Their syncs are not part of any later phase: no worker will ever run them.
         await monitor.execute(DROP_JOBS)
         meter.fixed["service"] = (await start_service(stack, setup, options.processes)).pid
         times["pids"] = setup.pids
         completions = await _completions(shop, setup)
         log(f"syncs end to end at saturation, {options.in_flight} in flight, {each}")
+        await apple_calls(setup.ports["simulator"], reset=True)
         saturation = await syncs_at_saturation(
             service, iter(purchases.at_saturation), options.in_flight, timing, meter, completions
         )
-        log(f"syncs end to end at {options.rate:g}/s offered, {each}")
+        saturation["apple_calls"] = await apple_calls(setup.ports["simulator"])
+        rate = options.rate or max(1.0, round(float(saturation["per_s"]) / 2, 1))
+        log(f"syncs end to end at {rate:g}/s offered (half the saturation), {each}")
         at_rate = await syncs_at_rate(
-            service, iter(purchases.at_rate), options.rate, timing, meter, completions
+            service, iter(purchases.at_rate), rate, timing, meter, completions
         )
         log(f"service registrations (worker on), {options.concurrency} concurrent, {each}")
         mine = await registrations(
@@ -248,6 +276,6 @@ async def measure(
         if completions is not None:
             await completions.close()
         await monitor.close()
-    registration = {"service": mine, "api": api_only, "baseline": base}
+    registration = {"service": mine, "api": api_only, "api_jwt": api_jwt, "baseline": base}
     e2e = {"rate": at_rate, "saturation": saturation}
     return report.assemble(options, shop, times, registration, e2e, sink)

@@ -32,6 +32,7 @@ pytest_plugins = (
     "tests.helpers.shop",
     "tests.helpers.appstore",
     "tests.helpers.webhooks",
+    "tests.helpers.counting",
 )
 
 

@@ -30,7 +30,8 @@ def test_a_tiny_run_writes_every_figure_and_stops_its_processes(tmp_path: Path) 
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(out.read_text())
 
-    assert results["registration"].keys() >= {"service", "api", "baseline", "ratio", "ratio_api"}
+    phases = {"service", "api", "api_jwt", "baseline", "ratio", "ratio_api"}
+    assert results["registration"].keys() >= phases
     assert results["end_to_end"].keys() >= {"rate", "saturation"}
     for part in (*results["registration"].values(), *results["end_to_end"].values()):
         if isinstance(part, dict):
@@ -38,7 +39,16 @@ def test_a_tiny_run_writes_every_figure_and_stops_its_processes(tmp_path: Path) 
             assert part["cpu_s_per_1000"].keys() >= PROCESSES
     assert results["cpu_s_per_1000_syncs"].keys() >= PROCESSES
     assert results["webhooks"].keys() >= {"available", "note"}
-    assert results["goals"]["met"].keys() >= {"registration_ratio", "saturation_throughput"}
+    goals = {
+        "sync_cost_ratio",
+        "registration_ratio",
+        "registration_ratio_api",
+        "half_load_p99",
+        "jwt_cost_ratio",
+        "apple_calls_per_sync",
+    }
+    assert results["goals"]["met"].keys() == goals
+    assert results["figures"]["apple_calls_per_sync"] is not None, "the simulator counted calls"
     assert "register: ratio service / baseline" in done.stdout
     assert "register: ratio API alone / baseline" in done.stdout
 

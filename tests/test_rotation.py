@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.apple.gateway import private_key_binding
+from app.apple.gateway import key_binding
 from app.clock import MovableClock
 from app.config import Settings
 from app.context import Context
@@ -28,7 +28,7 @@ from tests.helpers.shop import Shop, sync_settings
 OLD = "old-" + secrets.token_urlsafe(40)
 NEW = "new-" + secrets.token_urlsafe(40)
 TOPICS = ("inappPurchaseSyncResult", "subscriptionCreated")
-KEYS = "SELECT publisher_id, bundle_id, private_key_encrypted AS sealed FROM storekit2_integrations"
+KEYS = "SELECT publisher_id, bundle_id, private_key_encrypted AS sealed FROM storekit2_apps"
 ENDPOINTS = "SELECT publisher_id, topic, url, secret_encrypted AS sealed FROM webhook_endpoints"
 
 
@@ -93,10 +93,10 @@ async def _to_the_old_format(context: Context, box: SecretBox) -> None:
     (Fernet, bound to nothing), under the old key."""
     key = await context.db.fetchrow(KEYS)
     assert key is not None
-    binding = private_key_binding(key["publisher_id"], key["bundle_id"])
+    binding = key_binding(key["publisher_id"], key["bundle_id"])
     pem = box.open(key["sealed"], purpose="apple-private-key", bound_to=binding)
     await context.db.execute(
-        "UPDATE storekit2_integrations SET private_key_encrypted = $1", box.encrypt(pem)
+        "UPDATE storekit2_apps SET private_key_encrypted = $1", box.encrypt(pem)
     )
     endpoint = await context.db.fetchrow(ENDPOINTS + " WHERE topic = $1", TOPICS[0])
     assert endpoint is not None
@@ -115,7 +115,7 @@ async def _all_current(context: Context) -> list[str]:
     opened = []
     for row in await context.db.fetch(KEYS):
         assert new_only.is_current(row["sealed"], purpose="apple-private-key")
-        binding = private_key_binding(row["publisher_id"], row["bundle_id"])
+        binding = key_binding(row["publisher_id"], row["bundle_id"])
         opened.append(new_only.open(row["sealed"], purpose="apple-private-key", bound_to=binding))
     for row in await context.db.fetch(ENDPOINTS):
         assert new_only.is_current(row["sealed"], purpose="webhook-secret")
@@ -140,7 +140,7 @@ async def test_old_keys_and_the_old_format_become_current_and_the_service_reads_
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        "storekit2_integrations: 1 sealed again, 0 current already, 0 unreadable",
+        "storekit2_apps: 1 sealed again, 0 current already, 0 unreadable",
         "webhook_endpoints: 2 sealed again, 0 current already, 0 unreadable",
     ]
     opened = await _all_current(context)
@@ -184,7 +184,7 @@ async def test_a_secret_no_key_opens_is_reported_and_left_alone(
     )
     assert done.returncode == 1
     assert "webhook_endpoints: 1 sealed again, 0 current already, 1 unreadable" in done.stdout
-    assert "storekit2_integrations: 1 sealed again" in done.stdout
+    assert "storekit2_apps: 1 sealed again" in done.stdout
     assert "keep SECRET_KEY_PREVIOUS" in done.stderr and "webhook_endpoints" in done.stderr
     assert "a secret of another key" not in done.stdout + done.stderr
     left = await context.db.fetchval(

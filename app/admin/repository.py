@@ -1,5 +1,6 @@
-"""The provisioning tables: `publishers`, `publisher_tokens`, `storekit2_integrations`, `offers`,
-`offer_products`, `customers`. Their one writer and their readers."""
+"""The provisioning tables: `publishers` and their `publisher_tokens`, `storekit2_integrations` and
+their `storekit2_apps`, `offers`, `offer_products`, `customers`. Their one writer and their
+readers."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
-from app.apple.gateway import FIELDS as INTEGRATION_FIELDS
+from app.apple.gateway import FIELDS as APP_FIELDS
 from app.db import Executor, Row
 
 ID_TRIES = 8
@@ -132,24 +133,35 @@ async def touch_tokens(db: Executor, used: dict[UUID, datetime]) -> None:
     await db.execute(TOUCH_TOKENS, list(used), list(used.values()))
 
 
-INTEGRATION_COLUMNS = (
-    "publisher_id, bundle_id, app_apple_id, issuer_id, key_id, environment, active, updated_at"
+APP_COLUMNS = (
+    "publisher_id, bundle_id, app_apple_id, issuer_id, key_id, environment, created_at, updated_at"
 )
+APPS_ORDER = "created_at, bundle_id"  # the order a sync asks them in, oldest first
 
-PUT_INTEGRATION = f"""
-INSERT INTO storekit2_integrations (publisher_id, bundle_id, app_apple_id, issuer_id, key_id,
-    private_key_encrypted, environment, active)
-VALUES ($1, $2, $3, $4, $5, $6, $7, true)
-ON CONFLICT (publisher_id) DO UPDATE SET bundle_id = excluded.bundle_id,
-    app_apple_id = excluded.app_apple_id, issuer_id = excluded.issuer_id,
-    key_id = excluded.key_id, private_key_encrypted = excluded.private_key_encrypted,
-    environment = excluded.environment, active = true, updated_at = now()
-RETURNING {INTEGRATION_COLUMNS}
+# Switch the integration on (made on a publisher's first app), and set its ownership policy ($2;
+# NULL: as it is, `transfer` for a new one).
+ACTIVATE = """
+INSERT INTO storekit2_integrations AS i (publisher_id, active, ownership)
+VALUES ($1, true, coalesce($2, 'transfer'))
+ON CONFLICT (publisher_id) DO UPDATE SET active = true,
+    ownership = coalesce($2, i.ownership), updated_at = now()
+RETURNING ownership
+"""
+
+PUT_APP = f"""
+INSERT INTO storekit2_apps (publisher_id, bundle_id, app_apple_id, issuer_id, key_id,
+    private_key_encrypted, environment)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (publisher_id, bundle_id) DO UPDATE SET app_apple_id = excluded.app_apple_id,
+    issuer_id = excluded.issuer_id, key_id = excluded.key_id,
+    private_key_encrypted = excluded.private_key_encrypted, environment = excluded.environment,
+    updated_at = now()
+RETURNING {APP_COLUMNS}
 """  # noqa: S608 (constants)
 
 
 @dataclass(frozen=True)
-class NewIntegration:
+class NewApp:
     bundle_id: str
     app_apple_id: int | None
     issuer_id: str
@@ -158,70 +170,122 @@ class NewIntegration:
     environment: str
 
 
-async def put_integration(db: Executor, publisher_id: int, new: NewIntegration) -> Row:
+async def put_app(
+    db: Executor, publisher_id: int, new: NewApp, ownership: str | None
+) -> tuple[Row, str]:
+    """Add or replace the app, switch the integration on and set its policy (in the caller's
+    transaction); the app as stored, and the policy."""
+    policy = str(await db.fetchval(ACTIVATE, publisher_id, ownership))
     values = (new.bundle_id, new.app_apple_id, new.issuer_id, new.key_id)
     row = await db.fetchrow(
-        PUT_INTEGRATION, publisher_id, *values, new.private_key_encrypted, new.environment
+        PUT_APP, publisher_id, *values, new.private_key_encrypted, new.environment
     )
     assert row is not None
-    return row
+    return row, policy
+
+
+INTEGRATION = (
+    "SELECT publisher_id, active, ownership FROM storekit2_integrations WHERE publisher_id = $1"
+)
+LOCK_INTEGRATION = f"{INTEGRATION} FOR UPDATE"
+APPS = f"SELECT {APP_COLUMNS} FROM storekit2_apps WHERE publisher_id = $1 ORDER BY {APPS_ORDER}"  # noqa: S608
 
 
 async def integration(db: Executor, publisher_id: int) -> Row | None:
-    statement = f"SELECT {INTEGRATION_COLUMNS} FROM storekit2_integrations WHERE publisher_id = $1"  # noqa: S608
-    return await db.fetchrow(statement, publisher_id)
+    return await db.fetchrow(INTEGRATION, publisher_id)
 
 
-ACTIVE_INTEGRATION = f"""
-SELECT {", ".join(INTEGRATION_FIELDS)} FROM storekit2_integrations
-WHERE publisher_id = $1 AND active
+async def lock_integration(db: Executor, publisher_id: int) -> Row | None:
+    """The integration, locked until the transaction ends: its apps change one change at a time."""
+    return await db.fetchrow(LOCK_INTEGRATION, publisher_id)
+
+
+async def apps(db: Executor, publisher_id: int) -> list[Row]:
+    """The publisher's apps, oldest first, without their keys."""
+    return list(await db.fetch(APPS, publisher_id))
+
+
+ACTIVE_APPS = f"""
+SELECT {", ".join(f"a.{name}" for name in APP_FIELDS)}
+FROM storekit2_integrations AS i
+JOIN storekit2_apps AS a ON a.publisher_id = i.publisher_id
+WHERE i.publisher_id = $1 AND i.active
+ORDER BY a.created_at, a.bundle_id
 """  # noqa: S608
 
 
-async def active_integration(db: Executor, publisher_id: int) -> Row | None:
-    """The integration with its encrypted key, to build `app.apple.gateway.Integration`."""
-    return await db.fetchrow(ACTIVE_INTEGRATION, publisher_id)
+async def active_apps(db: Executor, publisher_id: int) -> list[Row]:
+    """The apps of an active integration with their sealed keys, to build
+    `app.apple.gateway.AppleApp`s; none when the integration is off."""
+    return list(await db.fetch(ACTIVE_APPS, publisher_id))
 
 
-DEACTIVATE = """
-UPDATE storekit2_integrations SET active = false, updated_at = now()
-WHERE publisher_id = $1 RETURNING publisher_id
+# Remove every app and switch the integration off; its publisher, or nothing when it has none.
+REMOVE_APPS = """
+WITH integration AS (
+    UPDATE storekit2_integrations SET active = false, updated_at = now()
+    WHERE publisher_id = $1 RETURNING publisher_id
+), removed AS (
+    DELETE FROM storekit2_apps WHERE publisher_id IN (SELECT publisher_id FROM integration)
+)
+SELECT publisher_id FROM integration
 """
 
 
-async def deactivate_integration(db: Executor, publisher_id: int) -> bool:
-    return await db.fetchval(DEACTIVATE, publisher_id) is not None
+async def remove_apps(db: Executor, publisher_id: int) -> bool:
+    return await db.fetchval(REMOVE_APPS, publisher_id) is not None
+
+
+DELETE_APP = (
+    "DELETE FROM storekit2_apps WHERE publisher_id = $1 AND bundle_id = $2 RETURNING bundle_id"
+)
+DEACTIVATE_IF_EMPTY = """
+UPDATE storekit2_integrations SET active = false, updated_at = now()
+WHERE publisher_id = $1 AND NOT EXISTS (SELECT 1 FROM storekit2_apps WHERE publisher_id = $1)
+"""
+
+
+async def delete_app(db: Executor, publisher_id: int, bundle_id: str) -> bool:
+    """Remove one app (the integration locked by the caller); the last one switches the
+    integration off. False when the publisher has no such app."""
+    if await db.fetchval(DELETE_APP, publisher_id, bundle_id) is None:
+        return False
+    await db.execute(DEACTIVATE_IF_EMPTY, publisher_id)
+    return True
 
 
 # Rotating the secrets at rest (`storekit-sync rotate-secrets`): every app's private key, a batch
 # at a time in the order of their keys, each replaced only if it is still what was read.
 SEALED_KEYS = """
-SELECT publisher_id, bundle_id, private_key_encrypted FROM storekit2_integrations
-WHERE publisher_id > $1 ORDER BY publisher_id LIMIT $2
+SELECT publisher_id, bundle_id, private_key_encrypted FROM storekit2_apps
+WHERE (publisher_id, bundle_id) > ($1, $2) ORDER BY publisher_id, bundle_id LIMIT $3
 """
 SEALED_KEY = """
-SELECT publisher_id, bundle_id, private_key_encrypted FROM storekit2_integrations
-WHERE publisher_id = $1
+SELECT publisher_id, bundle_id, private_key_encrypted FROM storekit2_apps
+WHERE publisher_id = $1 AND bundle_id = $2
 """
 RESEAL_KEY = """
-UPDATE storekit2_integrations SET private_key_encrypted = $3
-WHERE publisher_id = $1 AND private_key_encrypted = $2
+UPDATE storekit2_apps SET private_key_encrypted = $4
+WHERE publisher_id = $1 AND bundle_id = $2 AND private_key_encrypted = $3
 RETURNING publisher_id
 """
 
 
-async def sealed_keys(db: Executor, after_publisher: int, limit: int) -> list[Row]:
-    return list(await db.fetch(SEALED_KEYS, after_publisher, limit))
+async def sealed_keys(db: Executor, after: tuple[int, str], limit: int) -> list[Row]:
+    """The apps after `after` (publisher, bundle id), in that order."""
+    return list(await db.fetch(SEALED_KEYS, *after, limit))
 
 
-async def sealed_key(db: Executor, publisher_id: int) -> Row | None:
-    return await db.fetchrow(SEALED_KEY, publisher_id)
+async def sealed_key(db: Executor, publisher_id: int, bundle_id: str) -> Row | None:
+    return await db.fetchrow(SEALED_KEY, publisher_id, bundle_id)
 
 
-async def reseal_key(db: Executor, publisher_id: int, old: bytes, new: bytes) -> bool:
-    """Replace the app's sealed private key, unless it changed since it was read (the integration
-    is otherwise left as it is: no new `updated_at`)."""
-    return await db.fetchval(RESEAL_KEY, publisher_id, old, new) is not None
+async def reseal_key(
+    db: Executor, publisher_id: int, bundle_id: str, old: bytes, new: bytes
+) -> bool:
+    """Replace the app's sealed private key, unless it changed since it was read (the app is
+    otherwise left as it is: no new `updated_at`, so Apple's clients are not made again)."""
+    return await db.fetchval(RESEAL_KEY, publisher_id, bundle_id, old, new) is not None
 
 
 PUT_OFFER = """
@@ -264,7 +328,7 @@ async def offers(db: Executor, publisher_id: int) -> list[Row]:
     return list(await db.fetch(OFFERS, publisher_id))
 
 
-CUSTOMER_COLUMNS = "id, publisher_id, email, external_id, created_at"
+CUSTOMER_COLUMNS = "id, publisher_id, email, external_id, app_account_token, created_at"
 
 INSERT_CUSTOMER = f"""
 INSERT INTO customers (id, publisher_id, email, external_id) VALUES ($1, $2, $3, $4)

@@ -11,10 +11,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from app.schemas import ApiModel, ApiResponse
+from app.enums import Ownership
+from app.schemas import ApiModel, ApiResponse, BundleId
 
 OFFER_ID_PATTERN = r"^[SPEAR][1-9][0-9]{8}_[A-Z]{2}$"  # ASCII digits only
-BUNDLE_ID_PATTERN = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 PRODUCT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"
 
@@ -50,13 +50,18 @@ class PublisherTokenList(ApiResponse):
     items: list[PublisherTokenItem]
 
 
-class StoreKit2Config(ApiModel):
-    bundle_id: Annotated[str, StringConstraints(pattern=BUNDLE_ID_PATTERN, max_length=155)]
+class AppConfig(ApiModel):
+    """One app: `PUT …/storekit2/apps/{bundleId}` (the body's bundleId, when given, must be the
+    path's) and `PUT …/storekit2` (the body names the app)."""
+
+    bundle_id: BundleId | None = None
     app_apple_id: Annotated[int | None, Field(ge=1, le=2**63 - 1)] = None
     issuer_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")]
     key_id: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{10}$")]
     private_key: Annotated[str, Field(min_length=1, max_length=8192, repr=False)]
     environment: Environment
+    # The publisher's policy for all its apps (SPEC §3); left out, it stays as it is.
+    ownership: Ownership | None = None
 
     @field_validator("private_key")
     @classmethod
@@ -70,13 +75,19 @@ class StoreKit2Config(ApiModel):
         return value
 
     @model_validator(mode="after")
-    def _production_needs_app_id(self) -> StoreKit2Config:
+    def _production_needs_app_id(self) -> AppConfig:
         if self.environment != "Sandbox" and self.app_apple_id is None:
             raise ValueError("appAppleId is required unless the environment is Sandbox")
         return self
 
 
+class StoreKit2Config(AppConfig):
+    bundle_id: BundleId
+
+
 class StoreKit2Answer(ApiResponse):
+    """One app as it was put, and the integration's state: never the private key."""
+
     publisher_id: int
     bundle_id: str
     app_apple_id: int | None
@@ -84,7 +95,26 @@ class StoreKit2Answer(ApiResponse):
     key_id: str
     environment: Environment
     active: bool
+    ownership: Ownership
+    created_at: datetime
     updated_at: datetime
+
+
+class AppAnswer(ApiResponse):
+    bundle_id: str
+    app_apple_id: int | None
+    issuer_id: str
+    key_id: str
+    environment: Environment
+    created_at: datetime
+
+
+class StoreKit2Overview(ApiResponse):
+    """`GET …/storekit2`: the integration and its apps, oldest first."""
+
+    active: bool
+    ownership: Ownership
+    apps: list[AppAnswer]
 
 
 class OfferPut(ApiModel):
@@ -118,6 +148,7 @@ class CustomerAnswer(ApiResponse):
     customer_id: int
     email: str
     external_id: str | None
+    app_account_token: UUID  # what the customer's app passes to StoreKit (SPEC §3)
     created_at: datetime
 
 

@@ -1,4 +1,5 @@
-"""Provisioning rules: publishers, the StoreKit 2 integration, offers, customers (SPEC §7).
+"""Provisioning rules: publishers, the StoreKit 2 integration and its apps, offers, customers
+(SPEC §7).
 
 The caller (the request dependency) owns the transaction; the publisher in the path exists (the
 access dependency checked it).
@@ -6,13 +7,15 @@ access dependency checked it).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID, uuid4
 
 from app.admin import repository
-from app.admin.repository import CustomerTaken, NewIntegration
-from app.admin.schemas import CustomerCreate, OfferPut, StoreKit2Config
-from app.apple.gateway import PRIVATE_KEY_PURPOSE, private_key_binding
+from app.admin.repository import CustomerTaken, NewApp
+from app.admin.schemas import AppConfig, CustomerCreate, OfferPut
+from app.apple.gateway import KEY_PURPOSE, key_binding
 from app.db import Executor, Row
+from app.enums import Ownership
 from app.errors import InvalidBody, NotFound, detail
 from app.security import SecretBox, hash_token, new_publisher_token
 
@@ -45,34 +48,61 @@ async def revoke_token(db: Executor, publisher_id: int, token_id: UUID) -> None:
         raise NotFound()
 
 
-async def put_storekit2(
-    db: Executor, box: SecretBox, publisher_id: int, config: StoreKit2Config
-) -> Row:
-    new = NewIntegration(
-        bundle_id=config.bundle_id,
+async def put_app(
+    tx: Executor, box: SecretBox, publisher_id: int, bundle_id: str, config: AppConfig
+) -> tuple[Row, Ownership]:
+    """Add or replace the app of `bundle_id` (its key sealed to its row), switch the integration
+    on and set its ownership policy when the body gives one; the app as stored, and the policy."""
+    if config.bundle_id not in (None, bundle_id):
+        problem = f"must be the path's bundleId {bundle_id!r}, or left out"
+        raise InvalidBody(detail("bundleId", problem))
+    sealed = box.seal(
+        config.private_key, purpose=KEY_PURPOSE, bound_to=key_binding(publisher_id, bundle_id)
+    )
+    new = NewApp(
+        bundle_id=bundle_id,
         app_apple_id=config.app_apple_id,
         issuer_id=config.issuer_id,
         key_id=config.key_id,
-        private_key_encrypted=box.seal(
-            config.private_key,
-            purpose=PRIVATE_KEY_PURPOSE,
-            bound_to=private_key_binding(publisher_id, config.bundle_id),
-        ),
+        private_key_encrypted=sealed,
         environment=config.environment,
     )
-    return await repository.put_integration(db, publisher_id, new)
+    row, policy = await repository.put_app(tx, publisher_id, new, config.ownership)
+    return row, Ownership(policy)
 
 
-async def get_storekit2(db: Executor, publisher_id: int) -> Row:
-    row = await repository.integration(db, publisher_id)
-    if row is None:
-        raise NotFound()
-    return row
+@dataclass(frozen=True)
+class StoreKit2:
+    """The publisher's integration: on or off, its policy, and its apps (oldest first, without
+    keys)."""
+
+    active: bool
+    ownership: Ownership
+    apps: list[Row]
 
 
-async def deactivate_storekit2(db: Executor, publisher_id: int) -> None:
-    if not await repository.deactivate_integration(db, publisher_id):
-        raise NotFound()
+async def get_storekit2(tx: Executor, publisher_id: int) -> StoreKit2:
+    """The integration as it stands; a publisher that never had one has it off, with no app and
+    the default policy."""
+    found = await repository.integration(tx, publisher_id)
+    if found is None:
+        return StoreKit2(False, Ownership.TRANSFER, [])
+    apps = await repository.apps(tx, publisher_id)
+    return StoreKit2(bool(found["active"]), Ownership(found["ownership"]), apps)
+
+
+async def remove_storekit2(db: Executor, publisher_id: int) -> None:
+    """Every app removed, the integration off: registers answer SK2C0004 from now on."""
+    if not await repository.remove_apps(db, publisher_id):
+        raise NotFound(detail("publisherId", "this publisher has no StoreKit 2 integration"))
+
+
+async def remove_app(tx: Executor, publisher_id: int, bundle_id: str) -> None:
+    """Remove one app; the last one leaves the integration off."""
+    if await repository.lock_integration(tx, publisher_id) is None or not (
+        await repository.delete_app(tx, publisher_id, bundle_id)
+    ):
+        raise NotFound(detail("bundleId", f"{bundle_id} is not an app of this publisher"))
 
 
 async def put_offer(db: Executor, publisher_id: int, offer_id: str, body: OfferPut) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated, Any
+from uuid import UUID
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -33,16 +34,24 @@ PublisherIdPath = Annotated[int, Path(alias="publisherId", ge=1, le=MAX_ID)]
 
 
 def issue_customer_jwt(
-    context: Context, publisher_id: int, customer_id: int, now: datetime
+    context: Context,
+    publisher_id: int,
+    customer_id: int,
+    now: datetime,
+    app_account_token: UUID | None = None,
 ) -> tuple[str, datetime]:
+    """A customer JWT; `appAccountToken` is the customer's UUID for StoreKit (SPEC §7), for the
+    app to pass when it buys."""
     expires = now + timedelta(seconds=context.settings.customer_token_ttl)
-    claims = {
+    claims: dict[str, Any] = {
         "iss": JWT_ISSUER,
         "customerId": customer_id,
         "publisherId": publisher_id,
         "iat": int(now.timestamp()),
         "exp": int(expires.timestamp()),
     }
+    if app_account_token is not None:
+        claims["appAccountToken"] = str(app_account_token)
     key = context.signing_key
     token = jwt.encode(claims, key.private_key, algorithm=JWT_ALGORITHM, headers={"kid": key.kid})
     return token, expires

@@ -1,4 +1,5 @@
-"""Apple's App Store Server API for each publisher's app: its clients, its verifiers, environments."""
+"""Apple's App Store Server API for each app of each publisher: its clients, its verifiers,
+its environments."""
 
 from __future__ import annotations
 
@@ -20,18 +21,19 @@ from app.config import Settings
 from app.security import Purpose, SecretBox, row_binding
 
 APPLE_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-PRIVATE_KEY_PURPOSE: Purpose = "apple-private-key"
+APP_TABLE = "storekit2_apps"
+KEY_PURPOSE: Purpose = "apple-private-key"
 
 
-def private_key_binding(publisher_id: int, bundle_id: str) -> str:
-    """What an app's sealed private key is bound to: the key of its row among the publisher's
-    apps (publisher, bundle id), so that a ciphertext copied to another app does not open."""
-    return row_binding("storekit2_apps", publisher_id, bundle_id)
+def key_binding(publisher_id: int, bundle_id: str) -> str:
+    """What an app's sealed private key is bound to: its row of `storekit2_apps`."""
+    return row_binding(APP_TABLE, publisher_id, bundle_id)
 
 
 @dataclass(frozen=True)
-class Integration:
-    """A publisher's StoreKit 2 settings, with the private key decrypted (never logged)."""
+class AppleApp:
+    """One app of a publisher, as Apple knows it: bundle id, app id, the In-App Purchase key
+    (decrypted; never logged) and the environments it is asked in."""
 
     publisher_id: int
     bundle_id: str
@@ -48,25 +50,25 @@ class Integration:
         return [Environment(self.environment)]
 
     def __repr__(self) -> str:
-        return f"Integration(publisher_id={self.publisher_id}, bundle_id={self.bundle_id!r})"
+        return f"AppleApp(publisher_id={self.publisher_id}, bundle_id={self.bundle_id!r})"
 
     @property
     def credentials(self) -> Credentials:
         return Credentials(self.private_key, self.key_id, self.issuer_id, self.bundle_id)
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any], box: SecretBox) -> Integration:
-        """From a `storekit2_integrations` row (the columns of `FIELDS`)."""
+    def from_record(cls, record: Mapping[str, Any], box: SecretBox) -> AppleApp:
+        """From a `storekit2_apps` row (the columns of `FIELDS`)."""
+        publisher_id, bundle_id = record["publisher_id"], record["bundle_id"]
+        sealed = record["private_key_encrypted"]
         return cls(
-            publisher_id=record["publisher_id"],
-            bundle_id=record["bundle_id"],
+            publisher_id=publisher_id,
+            bundle_id=bundle_id,
             app_apple_id=record["app_apple_id"],
             issuer_id=record["issuer_id"],
             key_id=record["key_id"],
             private_key=box.open(
-                record["private_key_encrypted"],
-                purpose=PRIVATE_KEY_PURPOSE,
-                bound_to=private_key_binding(record["publisher_id"], record["bundle_id"]),
+                sealed, purpose=KEY_PURPOSE, bound_to=key_binding(publisher_id, bundle_id)
             ),
             environment=record["environment"],
             updated_at=record["updated_at"],
@@ -90,7 +92,7 @@ CACHED_APPS = 1000  # clients (and, apart, verifiers) kept: one per app and envi
 
 
 class AppleGateway:
-    """One API client per app and environment, reused while the app's settings stay as they are;
+    """One API client per app and environment, reused while the app stays as it was last changed;
     one verifier likewise. At most `cache_size` of each: the least recently used goes first, and
     a client dropped (or replaced after a change of its app) has its own HTTP pool closed."""
 
@@ -106,29 +108,27 @@ class AppleGateway:
         self._closing: set[asyncio.Task[None]] = set()
 
     @staticmethod
-    def _key(integration: Integration, environment: Environment) -> AppKey:
-        return (integration.publisher_id, integration.bundle_id, environment)
+    def _key(app: AppleApp, environment: Environment) -> AppKey:
+        return (app.publisher_id, app.bundle_id, environment)
 
-    def client(self, integration: Integration, environment: Environment) -> AppleClient:
+    def client(self, app: AppleApp, environment: Environment) -> AppleClient:
         def make() -> AppleClient:
             base_url = self.settings.apple_api_base_url
-            return AppleClient(integration.credentials, environment, self.http, base_url)
+            return AppleClient(app.credentials, environment, self.http, base_url)
 
-        key = self._key(integration, environment)
-        return self._clients.get(key, integration.updated_at, make)
+        return self._clients.get(self._key(app, environment), app.updated_at, make)
 
-    def verifier(self, integration: Integration, environment: Environment) -> SignedDataVerifier:
+    def verifier(self, app: AppleApp, environment: Environment) -> SignedDataVerifier:
         def make() -> SignedDataVerifier:
             return make_verifier(
                 self.roots,
                 self.settings.apple_online_checks,
                 environment,
-                integration.bundle_id,
-                integration.app_apple_id,
+                app.bundle_id,
+                app.app_apple_id,
             )
 
-        key = self._key(integration, environment)
-        return self._verifiers.get(key, integration.updated_at, make)
+        return self._verifiers.get(self._key(app, environment), app.updated_at, make)
 
     def _retire(self, client: AppleClient) -> None:
         """Close a dropped client's own HTTP pool (the library's, never used: calls in flight go

@@ -16,11 +16,13 @@ from typing import Any
 import jwt
 from appstoreserverlibrary.signed_data_verifier import SignedDataVerifier, VerificationException
 
-from app.apple.gateway import AppleGateway, Integration
+from app.apple.gateway import AppleApp, AppleGateway
 from app.apple.transactions import INVALID, AppleFinal, ApplePurchase, verify
 from app.apple.verifier import millis_to_datetime
 
 ENVIRONMENT_SOURCES = ("data", "summary", "appData")
+# Where a notification names its app (Apple sends one of `data`, `summary`, `externalPurchaseToken`).
+BUNDLE_SOURCES = ("data", "summary", "externalPurchaseToken", "appData")
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class VerifiedNotification:
         return None if value is None else str(value)
 
 
-def _claims(signed: str) -> dict[str, Any]:
+def claims_of(signed: str) -> dict[str, Any]:
     """The claims of a JWS, unverified: only to pick a verifier, or after verifying it."""
     try:
         claims = jwt.decode(signed, options={"verify_signature": False})
@@ -67,15 +69,23 @@ def claimed_environment(claims: dict[str, Any]) -> str | None:
     return None
 
 
-def notification_verifier(
-    gateway: AppleGateway, integration: Integration, signed: str
-) -> SignedDataVerifier:
-    """The verifier of the claimed environment when the integration allows it, else its first."""
-    allowed = integration.environments()
-    claimed = claimed_environment(_claims(signed))
+def claimed_bundle(claims: dict[str, Any]) -> str | None:
+    """The app a notification says it is about, unverified: only to choose its verifier, which
+    then checks it with the signature."""
+    for source in BUNDLE_SOURCES:
+        part = claims.get(source)
+        if isinstance(part, dict) and isinstance(part.get("bundleId"), str):
+            return str(part["bundleId"])
+    return None
+
+
+def notification_verifier(gateway: AppleGateway, app: AppleApp, signed: str) -> SignedDataVerifier:
+    """The verifier of the claimed environment when the app allows it, else its first."""
+    allowed = app.environments()
+    claimed = claimed_environment(claims_of(signed))
     environment = next((e for e in allowed if e.value == claimed), allowed[0])
     try:
-        return gateway.verifier(integration, environment)
+        return gateway.verifier(app, environment)
     except ValueError as exc:  # Production without an appAppleId
         raise AppleFinal(INVALID, f"no verifier for {environment.value}: {exc}") from exc
 
@@ -87,10 +97,10 @@ def _nested(verifier: SignedDataVerifier, data: Any) -> tuple[dict[str, Any] | N
     transaction = renewal = None
     if signed_transaction:
         verifier.verify_and_decode_signed_transaction(signed_transaction)
-        transaction = _claims(signed_transaction)
+        transaction = claims_of(signed_transaction)
     if signed_renewal:
         verifier.verify_and_decode_renewal_info(signed_renewal)
-        renewal = _claims(signed_renewal)
+        renewal = claims_of(signed_renewal)
     if transaction and renewal:
         original = renewal.get("originalTransactionId")
         if str(original) != str(transaction.get("originalTransactionId")):
@@ -134,9 +144,9 @@ def _refusing_malformed(verifier: SignedDataVerifier, signed: str) -> VerifiedNo
 
 
 async def verify_notification(
-    gateway: AppleGateway, integration: Integration, signed: str
+    gateway: AppleGateway, app: AppleApp, signed: str
 ) -> VerifiedNotification:
-    verifier = notification_verifier(gateway, integration, signed)
+    verifier = notification_verifier(gateway, app, signed)
     return await verify(gateway, lambda: _refusing_malformed(verifier, signed))
 
 
@@ -172,4 +182,11 @@ def purchase_facts(
         grace_expires_at=_millis(renewal, "gracePeriodExpiresDate") if renewal else None,
         auto_renew=bool(renewal and renewal.get("autoRenewStatus") == 1),
         latest_transaction_id=transaction_id,
+        bundle_id=_text(transaction, "bundleId"),
+        app_account_token=_text(transaction, "appAccountToken"),
     )
+
+
+def _text(claims: dict[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    return value if isinstance(value, str) else None

@@ -1,7 +1,8 @@
 """Ask Apple about one transaction and verify everything it signed (SPEC §3, DESIGN decision 4).
 
-`fetch_purchase` returns the verified facts of a purchase, or raises `AppleTransient` (try again
-later) or `AppleFinal` (the sync ends with that result).
+`fetch_purchase` asks with one app's credentials, `find_purchase` with each of a publisher's apps
+in turn. Both return the verified facts of a purchase, or raise `AppleTransient` (try again later)
+or `AppleFinal` (the sync ends with that result).
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -28,13 +30,14 @@ from appstoreserverlibrary.signed_data_verifier import (
     VerificationStatus,
 )
 
-from app.apple.gateway import AppleGateway, Integration
+from app.apple.gateway import AppleApp, AppleGateway
 from app.apple.library import Throttled
 from app.apple.verifier import millis_to_datetime
-from app.enums import ProductType, SyncResult
+from app.enums import SyncResult
 from app.metrics import APPLE_CALLS, APPLE_LATENCY
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 NOT_FOUND = SyncResult.TRANSACTION_ID_NOT_FOUND
 INVALID = SyncResult.INVALID_TRANSACTION
@@ -72,6 +75,8 @@ class ApplePurchase:
     grace_expires_at: datetime | None = None
     auto_renew: bool = False
     latest_transaction_id: str | None = None
+    bundle_id: str | None = None  # the app it was bought in
+    app_account_token: str | None = None  # the UUID the app passed to StoreKit, if any
 
     @property
     def latest(self) -> str:
@@ -131,18 +136,16 @@ def _claimed_environment(signed: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def pick_verifier(
-    gateway: AppleGateway, integration: Integration, signed: str
-) -> SignedDataVerifier:
-    """The verifier for the environment the data claims, if the integration allows it.
+def pick_verifier(gateway: AppleGateway, app: AppleApp, signed: str) -> SignedDataVerifier:
+    """The verifier for the environment the data claims, if the app allows it.
 
     One base URL may serve both environments (APPLE_API_BASE_URL, a proxy, the simulator), so the
     signed environment decides; the verifier still checks it, with the signature and the chain.
     """
-    allowed = integration.environments()
+    allowed = app.environments()
     claimed = _claimed_environment(signed)
     environment = next((e for e in allowed if e.value == claimed), allowed[0])
-    return gateway.verifier(integration, environment)
+    return gateway.verifier(app, environment)
 
 
 async def _call(operation: str, coroutine: Any) -> Any:
@@ -166,25 +169,10 @@ async def _call(operation: str, coroutine: Any) -> Any:
         APPLE_LATENCY.labels(operation).observe(time.perf_counter() - started)
 
 
-async def _transaction_info(
-    gateway: AppleGateway, integration: Integration, transaction_id: str
-) -> tuple[Environment, str]:
-    """Ask each allowed environment in turn (Auto: Production, then Sandbox on 4040010 or 401)."""
-    last: Exception = AppleFinal(NOT_FOUND, "no environment to ask")
-    for environment in integration.environments():
-        client = gateway.client(integration, environment)
-        try:
-            response = await _call(
-                "get_transaction_info", client.get_transaction_info(transaction_id)
-            )
-            return environment, str(response.signedTransactionInfo)
-        except AppleFinal as exc:
-            last = exc
-            cause = exc.__cause__
-            unauthorized = isinstance(cause, APIException) and cause.http_status_code == 401
-            if exc.result != NOT_FOUND and not unauthorized:
-                raise
-    raise last
+def refused(exc: AppleFinal) -> bool:
+    """Apple refused the app's credentials (401)."""
+    cause = exc.__cause__
+    return isinstance(cause, APIException) and cause.http_status_code == 401
 
 
 def _in_trial(transaction: JWSTransactionDecodedPayload) -> bool:
@@ -192,11 +180,10 @@ def _in_trial(transaction: JWSTransactionDecodedPayload) -> bool:
     return transaction.rawOfferType == 1 and discount in (None, "FREE_TRIAL")
 
 
-def _purchase(transaction: JWSTransactionDecodedPayload, requested: str) -> ApplePurchase:
-    if str(transaction.transactionId) != requested:
-        raise AppleFinal(INVALID, "Apple signed another transaction than the one asked for")
+def _facts(transaction: JWSTransactionDecodedPayload) -> ApplePurchase:
+    """What a verified transaction says of its purchase."""
     return ApplePurchase(
-        transaction_id=requested,
+        transaction_id=str(transaction.transactionId),
         original_transaction_id=str(transaction.originalTransactionId),
         product_id=str(transaction.productId),
         product_type=str(transaction.rawType),
@@ -205,39 +192,88 @@ def _purchase(transaction: JWSTransactionDecodedPayload, requested: str) -> Appl
         revoked_at=millis_to_datetime(transaction.revocationDate),
         in_trial=_in_trial(transaction),
         signed_at=millis_to_datetime(transaction.signedDate),
+        bundle_id=None if transaction.bundleId is None else str(transaction.bundleId),
+        app_account_token=_text(transaction.appAccountToken),
     )
 
 
+def _purchase(transaction: JWSTransactionDecodedPayload, requested: str) -> ApplePurchase:
+    if str(transaction.transactionId) != requested:
+        raise AppleFinal(INVALID, "Apple signed another transaction than the one asked for")
+    return _facts(transaction)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
 async def fetch_purchase(
-    gateway: AppleGateway, integration: Integration, transaction_id: str
+    gateway: AppleGateway, app: AppleApp, transaction_id: str
 ) -> ApplePurchase:
-    environment, signed = await _transaction_info(gateway, integration, transaction_id)
-    verifier = pick_verifier(gateway, integration, signed)
+    """Apple's verified word on the transaction, asking each environment the app allows in turn
+    (Auto: Production, then Sandbox when Production does not know it or refuses the key)."""
+    last: Exception = AppleFinal(NOT_FOUND, "no environment to ask")
+    for environment in app.environments():
+        try:
+            return await _fetch_in(gateway, app, environment, transaction_id)
+        except AppleFinal as exc:
+            last = exc
+            if exc.result != NOT_FOUND and not refused(exc):
+                raise
+    raise last
+
+
+async def _fetch_in(
+    gateway: AppleGateway, app: AppleApp, environment: Environment, transaction_id: str
+) -> ApplePurchase:
+    """One call for a subscription: Get All Subscription Statuses, asked with the transaction,
+    answers only if Apple knows it, and carries the subscription's latest transaction and renewal
+    info, each verified. Only when the transaction is none of its subscriptions' (a one-time
+    purchase; a renewal that is no longer the latest) is Get Transaction Info asked too."""
+    client = gateway.client(app, environment)
+    statuses = client.get_all_subscription_statuses(transaction_id)
+    response: StatusResponse = await _call("get_all_subscription_statuses", statuses)
+    item = _subscription_of(response, transaction_id)
+    if item is not None:
+        return await _merge_status(gateway, app, transaction_id, item, None)
+    info = client.get_transaction_info(transaction_id)
+    signed = str((await _call("get_transaction_info", info)).signedTransactionInfo)
+    verifier = pick_verifier(gateway, app, signed)
     transaction = await verify(
         gateway, lambda: verifier.verify_and_decode_signed_transaction(signed)
     )
     purchase = _purchase(transaction, transaction_id)
-    if purchase.product_type != ProductType.AUTO_RENEWABLE:
-        return purchase
-    return await _with_status(gateway, integration, environment, purchase, (signed, transaction))
-
-
-async def _with_status(
-    gateway: AppleGateway,
-    integration: Integration,
-    environment: Environment,
-    purchase: ApplePurchase,
-    verified: tuple[str, JWSTransactionDecodedPayload],
-) -> ApplePurchase:
-    """The subscription's current state: latest transaction, Apple's status, renewal info."""
-    client = gateway.client(integration, environment)
-    statuses = client.get_all_subscription_statuses(purchase.transaction_id)
-    response: StatusResponse = await _call("get_all_subscription_statuses", statuses)
-    for group in response.data or []:
-        for item in group.lastTransactions or []:
-            if str(item.originalTransactionId) == purchase.original_transaction_id:
-                return await _merge_status(gateway, integration, purchase, item, verified)
+    original = purchase.original_transaction_id
+    for candidate in _items(response):
+        if str(candidate.originalTransactionId) == original:
+            return await _merge_status(gateway, app, transaction_id, candidate, (signed, purchase))
     return purchase
+
+
+def _items(response: StatusResponse) -> list[Any]:
+    return [item for group in response.data or [] for item in group.lastTransactions or []]
+
+
+def _unverified_ids(signed: str) -> tuple[str | None, str | None]:
+    """The transaction and original transaction ids a JWS claims: only to pick it among others;
+    it is verified before anything is read from it."""
+    try:
+        payload = signed.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return None, None
+    if not isinstance(claims, dict):
+        return None, None
+    return _text(claims.get("transactionId")), _text(claims.get("originalTransactionId"))
+
+
+def _subscription_of(response: StatusResponse, transaction_id: str) -> Any | None:
+    """The subscription whose latest transaction, or whose original one, is the transaction."""
+    for item in _items(response):
+        latest, original = _unverified_ids(str(item.signedTransactionInfo))
+        if transaction_id in (latest, original):
+            return item
+    return None
 
 
 def _newest(*signed_dates: int | None) -> datetime | None:
@@ -246,40 +282,98 @@ def _newest(*signed_dates: int | None) -> datetime | None:
     return millis_to_datetime(max(dates)) if dates else None
 
 
-async def _merge_status(
-    gateway: AppleGateway,
-    integration: Integration,
-    purchase: ApplePurchase,
-    item: Any,
-    verified: tuple[str, JWSTransactionDecodedPayload],
-) -> ApplePurchase:
+async def _latest(
+    gateway: AppleGateway, app: AppleApp, item: Any, known: tuple[str, ApplePurchase] | None
+) -> tuple[ApplePurchase, JWSRenewalInfoDecodedPayload | None]:
+    """A subscription status's latest transaction and renewal info, each verified (the latest
+    transaction is not verified twice when it is the one just verified)."""
     signed_transaction, signed_renewal = str(item.signedTransactionInfo), item.signedRenewalInfo
-    verifier = pick_verifier(gateway, integration, signed_transaction)
-    if signed_transaction == verified[0]:  # the very JWS verified a moment ago
-        latest = verified[1]
+    verifier = pick_verifier(gateway, app, signed_transaction)
+    if known is not None and signed_transaction == known[0]:
+        latest = known[1]
     else:
-        latest = await verify(
+        decoded = await verify(
             gateway, lambda: verifier.verify_and_decode_signed_transaction(signed_transaction)
         )
+        latest = _facts(decoded)
     renewal: JWSRenewalInfoDecodedPayload | None = None
     if signed_renewal:
         renewal = await verify(
             gateway, lambda: verifier.verify_and_decode_renewal_info(str(signed_renewal))
         )
-    if str(latest.originalTransactionId) != purchase.original_transaction_id:
+    return latest, renewal
+
+
+async def _merge_status(
+    gateway: AppleGateway,
+    app: AppleApp,
+    transaction_id: str,
+    item: Any,
+    known: tuple[str, ApplePurchase] | None,
+) -> ApplePurchase:
+    """The purchase asked about as of its subscription's status. `known`: the transaction asked
+    about, already verified (its JWS and facts), when it was asked for by itself."""
+    latest, renewal = await _latest(gateway, app, item, known)
+    asked = known[1] if known is not None else latest
+    ours = transaction_id in (latest.transaction_id, latest.original_transaction_id)
+    if not ours and latest.original_transaction_id != asked.original_transaction_id:
         raise AppleFinal(INVALID, "the subscription status belongs to another purchase")
     return ApplePurchase(
-        transaction_id=purchase.transaction_id,
-        original_transaction_id=purchase.original_transaction_id,
-        product_id=str(latest.productId),
-        product_type=purchase.product_type,
-        environment=purchase.environment,
-        expires_at=millis_to_datetime(latest.expiresDate),
-        revoked_at=millis_to_datetime(latest.revocationDate) or purchase.revoked_at,
-        in_trial=_in_trial(latest),
-        signed_at=_newest(latest.signedDate, renewal.signedDate if renewal else None),
+        transaction_id=transaction_id,
+        original_transaction_id=latest.original_transaction_id,
+        product_id=latest.product_id,
+        product_type=latest.product_type,
+        environment=latest.environment,
+        expires_at=latest.expires_at,
+        revoked_at=latest.revoked_at or asked.revoked_at,
+        in_trial=latest.in_trial,
+        signed_at=_newest(_millis(latest.signed_at), renewal.signedDate if renewal else None),
         apple_status=item.rawStatus,
         grace_expires_at=millis_to_datetime(renewal.gracePeriodExpiresDate) if renewal else None,
         auto_renew=bool(renewal and renewal.rawAutoRenewStatus == 1),
-        latest_transaction_id=str(latest.transactionId),
+        latest_transaction_id=latest.transaction_id,
+        bundle_id=asked.bundle_id or latest.bundle_id,
+        app_account_token=asked.app_account_token or latest.app_account_token,
     )
+
+
+def _millis(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+async def find_purchase(
+    gateway: AppleGateway, apps: Sequence[AppleApp], transaction_id: str
+) -> ApplePurchase:
+    """Ask each app in the order given until one knows the transaction (an app Apple answers
+    4040010 for, in each of its environments, passes it on).
+
+    An app whose credentials Apple refuses (401) is logged and skipped; a transient failure of one
+    app is kept while the others are asked. Then, when no app knew it: that transient failure if
+    there was one (the app may know it: the sync tries again later), else TRANSACTION_ID_NOT_FOUND
+    if at least one app could be asked, else (every app refused) APPLE_UNAVAILABLE. Anything else
+    final (a signature that fails verification) ends it at once.
+    """
+    transient: AppleTransient | None = None
+    asked, skipped = [], []
+    for app in apps:
+        try:
+            return await fetch_purchase(gateway, app, transaction_id)
+        except AppleTransient as exc:
+            transient = transient or exc
+        except AppleFinal as exc:
+            if refused(exc):
+                skipped.append(app.bundle_id)
+                fields = {"publisherId": app.publisher_id, "bundleId": app.bundle_id}
+                log.warning("Apple refused the app's credentials (401)", extra={"fields": fields})
+                continue
+            if exc.result != NOT_FOUND:
+                raise
+            asked.append(app.bundle_id)
+    if transient is not None:
+        raise transient
+    refusals = f"; Apple refused the credentials of {', '.join(skipped)}" if skipped else ""
+    if asked:
+        raise AppleFinal(NOT_FOUND, f"not found in {', '.join(asked)}{refusals}")
+    if skipped:
+        raise AppleFinal(UNAVAILABLE, f"Apple refused the credentials of {', '.join(skipped)}")
+    raise AppleFinal(NOT_FOUND, "the publisher has no app to ask")

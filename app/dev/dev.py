@@ -2,7 +2,8 @@
 
 The embedded PostgreSQL, the App Store simulator, a local webhook receiver that prints what it
 gets (signature checked), the API and its worker; a demo publisher wired to the simulator with two
-offers, three customers and every topic subscribed. Running it again reuses `DATA_DIR`.
+apps (an iPhone app and an Apple TV app, one In-App Purchase key for both), two offers, three
+customers and every topic subscribed. Running it again reuses `DATA_DIR`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from app.simulator.state import SimulatorState
 console = Console()
 MONTHLY_OFFER, LIFETIME_OFFER = "S100000001_US", "P100000002_US"
 OFFERS = {MONTHLY_OFFER: ("Pro monthly", "pro.monthly"), LIFETIME_OFFER: ("Lifetime", "lifetime")}
+TV_BUNDLE_ID = "com.demo.tv.appletv"
+TV_PRODUCTS = {MONTHLY_OFFER: "pro.monthly"}  # the Apple TV app sells the monthly offer too
 
 
 @dataclass
@@ -53,6 +56,9 @@ class DevState:
     app_apple_id: int
     private_key: str
     webhook_secret: str
+    # The second app (added after the first release of dev: a dev.json without it gets it).
+    tv_bundle_id: str = TV_BUNDLE_ID
+    tv_app_apple_id: int = 1_234_567_891
 
     @staticmethod
     def path(data_dir: Path) -> Path:
@@ -201,25 +207,37 @@ async def _still_there(api: httpx.AsyncClient, state: DevState) -> bool:
     return answer.status_code == 200
 
 
-async def _wire(api: httpx.AsyncClient, sim: httpx.AsyncClient, state: DevState) -> None:
-    """Idempotent: the simulator's app (notifying the API), the integration, the offers."""
+async def _wire_app(
+    api: httpx.AsyncClient, sim: httpx.AsyncClient, state: DevState, bundle_id: str, app_id: int
+) -> None:
+    """One app in the simulator (notifying the API) and in the integration, with dev's key."""
     pid, headers = state.publisher_id, {"X-Publisher-Token": state.publisher_token}
     api_url = str(api.base_url).rstrip("/")
     app = {
-        "bundleId": state.bundle_id,
-        "appAppleId": state.app_apple_id,
+        "bundleId": bundle_id,
+        "appAppleId": app_id,
         "issuerId": state.issuer_id,
         "keyId": state.key_id,
         "publicKey": _public_pem(state.private_key),
         "notificationUrl": f"{api_url}/apple/notifications/{pid}",
     }
     await _ok(await sim.post("/sim/apps", json=app))
-    integration = {k: app[k] for k in ("bundleId", "appAppleId", "issuerId", "keyId")}
+    integration = {k: app[k] for k in ("appAppleId", "issuerId", "keyId")}
     integration |= {"privateKey": state.private_key, "environment": "Sandbox"}
-    url = f"/admin/publishers/{pid}/storekit2"
+    url = f"/admin/publishers/{pid}/storekit2/apps/{bundle_id}"
     await _ok(await api.put(url, json=integration, headers=headers))
+
+
+async def _wire(api: httpx.AsyncClient, sim: httpx.AsyncClient, state: DevState) -> None:
+    """Idempotent: the two apps, the offers (the Apple TV app's product beside the first's)."""
+    pid, headers = state.publisher_id, {"X-Publisher-Token": state.publisher_token}
+    await _wire_app(api, sim, state, state.bundle_id, state.app_apple_id)
+    await _wire_app(api, sim, state, state.tv_bundle_id, state.tv_app_apple_id)
     for offer_id, (title, product) in OFFERS.items():
-        body = {"title": title, "productIds": [f"{state.bundle_id}.{product}"]}
+        products = [f"{state.bundle_id}.{product}"]
+        if offer_id in TV_PRODUCTS:
+            products.append(f"{state.tv_bundle_id}.{TV_PRODUCTS[offer_id]}")
+        body = {"title": title, "productIds": products}
         url = f"/admin/publishers/{pid}/offers/{offer_id}"
         await _ok(await api.put(url, json=body, headers=headers))
 
@@ -262,12 +280,12 @@ async def seed(api: httpx.AsyncClient, world: DevWorld) -> DevState:
     return state
 
 
-async def buy(world: DevWorld, state: DevState, product: str = "pro.monthly") -> dict[str, Any]:
-    body = {
-        "bundleId": state.bundle_id,
-        "productId": f"{state.bundle_id}.{product}",
-        "type": "auto-renewable",
-    }
+async def buy(
+    world: DevWorld, state: DevState, product: str = "pro.monthly", bundle_id: str | None = None
+) -> dict[str, Any]:
+    """A purchase in the simulator, in the first app or in `bundle_id`."""
+    bundle_id = bundle_id or state.bundle_id
+    body = {"bundleId": bundle_id, "productId": f"{bundle_id}.{product}", "type": "auto-renewable"}
     async with httpx.AsyncClient(base_url=world.simulator.base_url, timeout=10) as sim:
         return dict(await _ok(await sim.post("/sim/purchases", json=body)))
 
@@ -294,6 +312,7 @@ def _welcome(
         f"simulator      {world.simulator.base_url}   (docs: {world.simulator.base_url}/docs)",
         f"webhooks to    {world.receiver.base_url}/hooks (printed below as they arrive)",
         f"publisher      {state.publisher_id}",
+        f"apps           {state.bundle_id}, {state.tv_bundle_id}",
         f"customers      {', '.join(map(str, state.customers))}",
     ]
     console.print(Panel("\n".join(info), title="storekit-sync dev", expand=False))

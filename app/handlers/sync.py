@@ -1,5 +1,9 @@
 """The `sync` job: ask Apple with no transaction open, then finalize in one transaction.
 
+Apple is asked with the app the register named, else with each of the publisher's apps in turn
+(`repository.LOAD` says the order: the app of a purchase already known first, then oldest first)
+until one knows the transaction (`find_purchase`).
+
 The finalizing transaction locks the purchase (when Apple named it) and the sync row, writes the
 subscription changes, the sync, the notifications that waited for this purchase, and all their
 webhook events; the events' deliveries are held for this process, which sends them right after the
@@ -9,10 +13,11 @@ commit (`WebhookSender.deliver_held`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.apple.gateway import Integration
-from app.apple.transactions import AppleFinal, ApplePurchase, AppleTransient, fetch_purchase
+from app.apple.gateway import AppleApp
+from app.apple.transactions import AppleFinal, ApplePurchase, AppleTransient, find_purchase
 from app.context import Context
 from app.db import Executor, Row
 from app.enums import SyncStatus
@@ -55,7 +60,7 @@ async def run_sync_job(context: Context, job: ClaimedJob) -> None:
 
 async def run_sync(context: Context, ref: SyncRef) -> None:
     loaded = await repository.load(context.db, ref.publisher_id, ref.sync_id)
-    if loaded is None or loaded["status"] == SyncStatus.FINALIZED:
+    if not loaded or loaded[0]["status"] == SyncStatus.FINALIZED:
         await queue.complete(context.db, ref.job_id)
         return
     fetched = await _ask_apple(context, loaded)
@@ -63,14 +68,21 @@ async def run_sync(context: Context, ref: SyncRef) -> None:
     await context.webhooks.deliver_held(held)
 
 
-async def _ask_apple(context: Context, loaded: Row) -> Fetched:
-    """Apple's verified word on the sync's transaction (a row of `repository.LOAD`), or why
-    there is none."""
-    if not loaded["active"]:  # NULL when there is no integration at all
+def _not_ready(first: Row) -> AppleTransient:
+    if not first["active"]:  # NULL when there is no integration at all
         return AppleTransient("the StoreKit 2 integration is not active")
-    integration = Integration.from_record(loaded, context.secrets)
+    return AppleTransient(f"the app {first['requested']} is not one of the publisher's")
+
+
+async def _ask_apple(context: Context, loaded: Sequence[Row]) -> Fetched:
+    """Apple's verified word on the sync's transaction (the rows of `repository.LOAD`: the sync,
+    and the apps to ask), or why there is none."""
+    first = loaded[0]
+    if not first["active"] or first["bundle_id"] is None:
+        return _not_ready(first)
+    apps = [AppleApp.from_record(row, context.secrets) for row in loaded]
     try:
-        return await fetch_purchase(context.apple, integration, str(loaded["transaction_id"]))
+        return await find_purchase(context.apple, apps, str(first["transaction_id"]))
     except (AppleTransient, AppleFinal) as exc:
         return exc
     except Exception as exc:  # anything else counts against the schedule too: never stuck

@@ -97,15 +97,6 @@ async def heartbeat(
         await db.execute(HEARTBEAT, job_ids, holder, now + lease)
 
 
-RENEW = "UPDATE jobs SET locked_until = $3 WHERE id = $1 AND locked_by = $2 RETURNING id"
-
-
-async def renew(db: Executor, job_id: int, holder: str, until: datetime) -> bool:
-    """Extend one held job's lease; False when `holder` no longer holds it (its lease ran out
-    and a worker may have it now)."""
-    return await db.fetchval(RENEW, job_id, holder, until) is not None
-
-
 COMPLETE = DELETE_JOB.format(job="$1")
 
 
@@ -136,6 +127,28 @@ async def release(db: Executor, holder: str, job_ids: list[int]) -> None:
     without counting the try."""
     if job_ids:
         await db.execute(RELEASE, job_ids, holder)
+
+
+# A periodic job is one row (its `singleton` is its kind) that its handler reschedules when done.
+# Ensuring it also pulls it forward to `$2` unless a worker holds it now.
+ENSURE_PERIODIC = """
+INSERT INTO jobs (kind, payload, run_at, attempts, created_at, singleton)
+VALUES ($1::text, '{}'::jsonb, $2, 0, $2, $1::text)
+ON CONFLICT (singleton) WHERE singleton IS NOT NULL
+DO UPDATE SET run_at = least(jobs.run_at, excluded.run_at)
+WHERE jobs.locked_by IS NULL OR jobs.locked_until < excluded.run_at
+"""
+
+
+async def ensure_periodic(db: Executor, kind: str, run_at: datetime) -> None:
+    """The periodic job of `kind` exists and is due by `run_at`; one row, whatever the number
+    of processes that ensure it: one process runs it at a time."""
+    await db.execute(ENSURE_PERIODIC, kind, run_at)
+
+
+def parse_count(status: str) -> int:
+    """The row count of a command's status (`DELETE 42`)."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def wake(db: Executor) -> None:

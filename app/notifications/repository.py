@@ -13,7 +13,7 @@ from typing import Any
 
 from app.db import Executor, Row
 from app.enums import JobKind, NotificationStatus
-from app.jobs.queue import insert_jobs
+from app.jobs.queue import insert_jobs, parse_count
 
 COLUMNS = (
     "id, publisher_id, notification_uuid, notification_type, subtype, environment,"
@@ -175,3 +175,17 @@ async def newest(
     ORDER BY id DESC LIMIT $3
     """  # noqa: S608
     return list(await db.fetch(statement, publisher_id, status, limit))
+
+
+# Retention: notifications applied, ignored or stored only, older than a cutoff; never a pending one.
+PURGE_DONE = f"""
+DELETE FROM apple_notifications WHERE id = ANY(ARRAY(
+    SELECT id FROM apple_notifications
+    WHERE status <> '{NotificationStatus.PENDING}' AND received_at < $1
+    ORDER BY id LIMIT $2
+))
+"""  # noqa: S608
+
+
+async def purge_done(db: Executor, before: datetime, limit: int) -> int:
+    return parse_count(await db.execute(PURGE_DONE, before, limit))

@@ -1,7 +1,8 @@
 """App Store Server Notifications V2 (SPEC §6): receive, store, apply, list.
 
-Receiving verifies the signed payload (and the signed data inside it) with the publisher's
-verifier and stores it, with its job, in one statement. Applying takes the purchase's lock (the one
+Receiving verifies the signed payload (and the signed data inside it) with the verifier of the
+publisher's app the notification names (its `bundleId`, read unverified only to choose the
+verifier, which then checks it) and stores it, with its job, in one statement. Applying takes the purchase's lock (the one
 a sync takes to finalize), then the notification's, and applies Apple's word with the shared rules
 (`app.subscriptions.changes`); a notification about a purchase never synchronized stays `pending`
 until the sync that registers it applies it (`apply_pending`).
@@ -13,8 +14,14 @@ import logging
 from datetime import datetime, timedelta
 
 from app.admin import repository as admin
-from app.apple.gateway import AppleGateway, Integration
-from app.apple.notifications import VerifiedNotification, purchase_facts, verify_notification
+from app.apple.gateway import AppleApp, AppleGateway
+from app.apple.notifications import (
+    VerifiedNotification,
+    claimed_bundle,
+    claims_of,
+    purchase_facts,
+    verify_notification,
+)
 from app.apple.transactions import AppleFinal, AppleTransient
 from app.db import Executor, Row
 from app.enums import NotificationStatus
@@ -39,18 +46,32 @@ OLD_AFTER = timedelta(days=180)
 AHEAD_BY = timedelta(minutes=5)  # signed this far ahead of this service's clock
 
 
-async def _integration(db: Executor, box: SecretBox, publisher_id: int) -> Integration:
-    row = await admin.active_integration(db, publisher_id)
-    if row is None:
+async def _app(db: Executor, box: SecretBox, publisher_id: int, signed: str) -> AppleApp:
+    """The publisher's app the notification names (a publisher with one app: that one, which the
+    verifier then holds the notification to)."""
+    rows = await admin.active_apps(db, publisher_id)
+    if not rows:
         raise InvalidBody(detail("publisherId", "no active StoreKit 2 integration"))
-    return Integration.from_record(row, box)
-
-
-async def _verified(
-    apple: AppleGateway, integration: Integration, signed: str
-) -> VerifiedNotification:
     try:
-        return await verify_notification(apple, integration, signed)
+        bundle_id = claimed_bundle(claims_of(signed))
+    except AppleFinal as exc:
+        raise InvalidBody(detail("signedPayload", str(exc))) from exc
+    if bundle_id is None and len(rows) == 1:
+        return AppleApp.from_record(rows[0], box)
+    row = next((row for row in rows if row["bundle_id"] == bundle_id), None)
+    if row is None:
+        problem = (
+            f"bundleId {bundle_id[:155]} is not an app of this publisher"
+            if bundle_id is not None
+            else "the notification names no bundleId, and this publisher has several apps"
+        )
+        raise InvalidBody(detail("signedPayload", problem))
+    return AppleApp.from_record(row, box)
+
+
+async def _verified(apple: AppleGateway, app: AppleApp, signed: str) -> VerifiedNotification:
+    try:
+        return await verify_notification(apple, app, signed)
     except AppleFinal as exc:
         raise InvalidBody(detail("signedPayload", str(exc))) from exc
     except AppleTransient as exc:
@@ -106,8 +127,8 @@ async def receive(
 ) -> tuple[str, bool]:
     """Verify and store a notification with its job (one statement, no transaction held while
     verifying, which may wait on OCSP); return its UUID and whether it was known already."""
-    integration = await _integration(db, box, publisher_id)
-    note = await _verified(apple, integration, signed)
+    app = await _app(db, box, publisher_id, signed)
+    note = await _verified(apple, app, signed)
     _look_at_its_date(publisher_id, note, now)
     notification_id = await repository.store(db, _new(publisher_id, note, signed, now))
     return note.notification_uuid, notification_id is None

@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import Field, StrictInt, StringConstraints
 
 from app.enums import SyncKind, SyncResult, SyncStatus
-from app.schemas import ApiModel, ApiResponse
+from app.schemas import ApiModel, ApiResponse, BundleId
 
 # ASCII digits only: `\d` would take any script's digits (Arabic-Indic, Devanagari, ...).
 TransactionId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,32}$")]
@@ -21,6 +21,8 @@ class PurchaseRequest(ApiModel):
     cleeng_customer_id: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
     transaction_id: TransactionId
     ip_address: IPv4Address | IPv6Address | None = None
+    # Which of the publisher's apps it was bought in; None: the sync asks each in turn.
+    bundle_id: BundleId | None = None
 
     def fingerprint(self, kind: SyncKind) -> str:
         """What a replay with the same Correlation-Id must repeat exactly."""
@@ -30,6 +32,8 @@ class PurchaseRequest(ApiModel):
             "transactionId": self.transaction_id,
             "ipAddress": str(self.ip_address) if self.ip_address else None,
         }
+        if self.bundle_id is not None:  # absent, the fingerprint is the one stored before apps
+            canonical["bundleId"] = self.bundle_id
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 

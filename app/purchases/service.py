@@ -9,6 +9,7 @@ sync row locked: a job may run twice, its effects happen once.
 from __future__ import annotations
 
 import dataclasses
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from app.apple.transactions import ApplePurchase
-from app.callers import Caller
+from app.callers import Caller, CallerKind
 from app.db import Database, Executor
 from app.enums import SubscriptionStatus, SyncKind, SyncResult, SyncStatus
 from app.errors import (
@@ -24,18 +25,30 @@ from app.errors import (
     CustomerNotFound,
     Forbidden,
     IntegrationNotActive,
+    InvalidBody,
     InvalidHeaders,
     NotFound,
     PurchaseNotFound,
     SyncInProgress,
+    TooManyRequests,
     TransferInProgress,
+    detail,
 )
 from app.purchases import payloads, repository
-from app.purchases.repository import Found, Request, Sync
+from app.purchases.repository import Failures, Found, Request, Sync
 from app.purchases.schemas import PurchaseRequest
 from app.subscriptions import ownership
 from app.subscriptions import repository as subscriptions
 from app.subscriptions.events import Event
+
+# SPEC §3: a customer token with this many failed registers and transfers in the window gets 429
+# until the window has room again. Failed: a 422 answered to it, or a sync of its that finalized
+# with one of these results. Publisher tokens are not limited.
+FAILURES = Failures(limit=20, window=timedelta(minutes=10))
+FAILED_RESULTS = (
+    SyncResult.TRANSACTION_ID_NOT_FOUND,
+    SyncResult.PURCHASE_OWNED_BY_ANOTHER_CUSTOMER,
+)
 
 
 def _request(
@@ -43,24 +56,57 @@ def _request(
 ) -> Request:
     if caller.own_customer not in (None, body.cleeng_customer_id):
         raise Forbidden()
+    by_customer = caller.kind == CallerKind.CUSTOMER
     return Request(
         publisher_id=caller.publisher_id,
         customer_id=body.cleeng_customer_id,
         transaction_id=body.transaction_id,
         sync_id=correlation_id or str(uuid.uuid4()),
+        bundle_id=body.bundle_id,
         kind=kind,
+        caller=CallerKind.CUSTOMER if by_customer else CallerKind.PUBLISHER,
         ip_address=str(body.ip_address) if body.ip_address else None,
         fingerprint=body.fingerprint(kind),
         now=now,
         correlation_id=correlation_id,
+        failures=FAILURES if by_customer else None,
     )
 
 
-def _check(found: Found) -> None:
+def _check(found: Found, request: Request) -> None:
+    if found.limited_from is not None and request.failures is not None:
+        _too_many(found.limited_from, request.failures, request.now)
     if not found.active:
         raise IntegrationNotActive()
+    if request.bundle_id is not None and not found.app:
+        problem = f"{request.bundle_id} is not an app of this publisher"
+        raise InvalidBody(detail("bundleId", problem))
     if not found.customer:
         raise CustomerNotFound()
+
+
+def _too_many(limited_from: datetime, failures: Failures, now: datetime) -> None:
+    wait = math.ceil((limited_from + failures.window - now).total_seconds())
+    minutes = int(failures.window.total_seconds() // 60)
+    problem = (
+        f"{failures.limit} failed registers or transfers in {minutes} minutes:"
+        f" try again in {wait} s"
+    )
+    raise TooManyRequests(wait, detail("Authorization", problem))
+
+
+async def failed(db: Executor, caller: Caller, error: CleengError, now: datetime) -> None:
+    """A register or transfer answered `error`: a 422 to a customer token counts toward its limit
+    (one statement, committed whatever becomes of the request's transaction)."""
+    if error.status == 422 and caller.kind == CallerKind.CUSTOMER:
+        assert caller.customer_id is not None
+        await repository.record_failure(db, caller.publisher_id, caller.customer_id, now, FAILURES)
+
+
+async def _count_failure(tx: Executor, sync: Sync, now: datetime) -> None:
+    """A customer token's sync that finalized as a failed register counts toward its limit."""
+    if sync.caller == CallerKind.CUSTOMER and sync.result in FAILED_RESULTS:
+        await repository.record_failure(tx, sync.publisher_id, sync.customer_id, now, FAILURES)
 
 
 def _replay(request_hash: str | None, request: Request) -> str:
@@ -74,7 +120,7 @@ async def _accepted(db: Executor, request: Request, found: Found, inserted: str 
     """The sync's id: the new one, or the one accepted before for this id."""
     if found.replayed is not None:
         return _replay(found.replayed, request)
-    _check(found)
+    _check(found, request)
     if inserted is not None:
         return inserted
     # The id exists although FOUND did not see it: a replay raced this request.
@@ -117,7 +163,7 @@ async def transfer(
     found = await repository.found(tx, request)
     if found.replayed is not None:
         return _replay(found.replayed, request)
-    _check(found)
+    _check(found, request)
     purchase = await _active_purchase(tx, request.publisher_id, found.original)
     try:
         inserted = await repository.insert_transfer(tx, request, purchase)
@@ -169,21 +215,25 @@ class Finalized:
 async def settle(tx: Executor, sync: Sync, purchase: ApplePurchase, now: datetime) -> Finalized:
     """Apply what Apple said about the purchase to its subscription, and finalize the sync."""
     original = purchase.original_transaction_id
-    offer_id, waiting = await repository.offer_and_waiting(
-        tx, sync.publisher_id, purchase.product_id, original
+    facts = await repository.settling(
+        tx, sync.publisher_id, purchase.product_id, original, sync.customer_id
     )
-    claim = ownership.Claim(sync.publisher_id, sync.customer_id, purchase, offer_id)
+    by_customer = sync.caller == CallerKind.CUSTOMER
+    policy = ownership.Policy(facts.ownership, by_customer, facts.app_account_token)
+    claim = ownership.Claim(sync.publisher_id, sync.customer_id, purchase, facts.offer_id, policy)
     settled = await ownership.settle(tx, claim, now)
     _finish(sync, settled.result, settled.granted, now)
     sync.original_transaction_id = original
+    sync.bundle_id = purchase.bundle_id or sync.bundle_id
     if settled.subscription is not None:
-        sync.offer_id, sync.subscription_id = offer_id, settled.subscription.id
+        sync.offer_id, sync.subscription_id = facts.offer_id, settled.subscription.id
         first = payloads.validation_succeeded(sync, settled.subscription, now, settled.previous)
     else:
         first = payloads.validation_failed(sync, purchase.product_id, purchase.environment)
     await repository.save(tx, sync)
+    await _count_failure(tx, sync, now)
     events = [first, *_of_sync(sync, settled.events), payloads.sync_result(sync)]
-    return Finalized(events, waiting)
+    return Finalized(events, facts.waiting)
 
 
 async def settle_without_purchase(
@@ -194,6 +244,7 @@ async def settle_without_purchase(
     _finish(sync, result, False, now)
     sync.last_error = reason
     await repository.save(tx, sync)
+    await _count_failure(tx, sync, now)
     return [payloads.validation_failed(sync, None, None), payloads.sync_result(sync)]
 
 

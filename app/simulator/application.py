@@ -13,7 +13,7 @@ from app.simulator.apple_api import build_router
 from app.simulator.delivery import Notifier
 from app.simulator.errors import EarlyAnswer
 from app.simulator.faults import DropConnectionMiddleware
-from app.simulator.middleware import ControlToken, PersistChanges
+from app.simulator.middleware import CallCounter, ControlToken, PersistChanges
 from app.simulator.model import Environment
 from app.simulator.state import SimulatorState
 
@@ -49,11 +49,13 @@ def create_app(state: SimulatorState | None = None, control_token: str | None = 
     app = FastAPI(title="App Store simulator", description=DESCRIPTION, lifespan=lifespan)
     app.state.simulator = state
     app.state.notifier = notifier
+    app.state.calls = {}  # (method, route, status): count; see CallCounter
     app.add_middleware(DropConnectionMiddleware)
     if state.store is not None:
         app.add_middleware(PersistChanges, persist=state.persist)
     if control_token:
         app.add_middleware(ControlToken, token=control_token)
+    app.add_middleware(CallCounter, counts=app.state.calls)
     app.add_exception_handler(EarlyAnswer, _early_answer)
     app.include_router(build_router(None))
     app.include_router(build_router(Environment.SANDBOX), prefix="/sandbox")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from app.simulator.deps import NotifierDep, State
 from app.simulator.faults import Fault
@@ -13,6 +13,24 @@ from app.simulator.schemas import Delivery, FaultCreate, FaultOut, NotificationO
 from app.simulator.views import fault_out, notification_out
 
 router = APIRouter(prefix="/sim", tags=["simulator"])
+
+
+@router.get("/calls")
+async def list_calls(request: Request) -> dict[str, object]:
+    """The calls to Apple's API since the simulator started (or `DELETE /sim/calls`), by
+    operation and answer."""
+    counts: dict[tuple[str, str, int], int] = request.app.state.calls
+    calls = [
+        {"method": m, "route": r, "status": s, "count": n}
+        for (m, r, s), n in sorted(counts.items())
+    ]
+    return {"calls": calls, "total": sum(counts.values())}
+
+
+@router.delete("/calls", status_code=204)
+async def reset_calls(request: Request) -> Response:
+    request.app.state.calls.clear()
+    return Response(status_code=204)
 
 
 @router.get("/notifications")

@@ -94,3 +94,31 @@ async def _unauthorized(send: Send) -> None:
     ]
     await send({"type": "http.response.start", "status": 401, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class CallCounter(HttpMiddleware):
+    """Counts the calls to Apple's API by operation (method and route) and answer: what Apple's
+    side of a benchmark or a test saw (`GET /sim/calls`)."""
+
+    def __init__(self, app: ASGIApp, counts: dict[tuple[str, str, int], int]) -> None:
+        super().__init__(app)
+        self.counts = counts
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if "/inApps/" not in str(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            key = (str(scope["method"]), str(route), status)
+            self.counts[key] = self.counts.get(key, 0) + 1

@@ -208,11 +208,10 @@ async def reinstate(db: Executor, ended: Subscription, notice: Notice, now: date
     return Change(NotificationStatus.APPLIED, outcome, created.id, [event])
 
 
-async def _without_current(
-    db: Executor, publisher_id: int, notice: Notice, now: datetime
+async def _after_the_end(
+    db: Executor, ended: Subscription | None, notice: Notice, now: datetime
 ) -> Change:
-    original = notice.facts.original_transaction_id
-    ended = await repository.last_terminated(db, publisher_id, original)
+    """The purchase's subscriptions all ended (or it never had one: wait for its sync)."""
     if ended is None:
         return Change(NotificationStatus.PENDING, WAITING)
     older = _older(notice, ended)
@@ -230,9 +229,9 @@ async def apply_notice(
     """Apply Apple's word to the purchase's subscription; the purchase's lock is the caller's.
     `synced`: applied by the sync of its purchase, right after it fetched Apple's state."""
     original = notice.facts.original_transaction_id
-    subscription = await repository.current(db, publisher_id, original)
-    if subscription is None:
-        return await _without_current(db, publisher_id, notice, now)
+    subscription = await repository.latest(db, publisher_id, original)
+    if subscription is None or subscription.status == SubscriptionStatus.TERMINATED:
+        return await _after_the_end(db, subscription, notice, now)
     older = _older(notice, subscription, synced)
     if older is not None:
         return older

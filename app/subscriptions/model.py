@@ -33,6 +33,7 @@ class Subscription:
     apple_signed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    bundle_id: str | None = None  # the app of the purchase (None: unknown, from before apps)
 
 
 COLUMNS = tuple(f.name for f in fields(Subscription))

@@ -19,14 +19,13 @@ _TERMINATED = f"'{SubscriptionStatus.TERMINATED}'"
 
 LOCK_PURCHASE = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
-CURRENT = f"""{_SELECT}
-WHERE publisher_id = $1 AND original_transaction_id = $2 AND status <> {_TERMINATED}
+# The purchase's subscription that is not terminated, else the last one that was: what the service
+# holds of the purchase, and of Apple's word on it (`apple_signed_at`), locked.
+LATEST = f"""{_SELECT}
+WHERE publisher_id = $1 AND original_transaction_id = $2
+ORDER BY status = {_TERMINATED}, id DESC
+LIMIT 1
 FOR UPDATE
-"""
-
-LAST_TERMINATED = f"""{_SELECT}
-WHERE publisher_id = $1 AND original_transaction_id = $2 AND status = {_TERMINATED}
-ORDER BY id DESC LIMIT 1
 """
 
 INSERT = f"""
@@ -63,14 +62,10 @@ async def lock_purchase(db: Executor, publisher_id: int, original: str) -> None:
     await db.fetchval(LOCK_PURCHASE, f"{publisher_id}:{original}")
 
 
-async def current(db: Executor, publisher_id: int, original: str) -> Subscription | None:
-    """The purchase's one subscription that is not terminated, locked."""
-    row = await db.fetchrow(CURRENT, publisher_id, original)
-    return None if row is None else _subscription(row)
-
-
-async def last_terminated(db: Executor, publisher_id: int, original: str) -> Subscription | None:
-    row = await db.fetchrow(LAST_TERMINATED, publisher_id, original)
+async def latest(db: Executor, publisher_id: int, original: str) -> Subscription | None:
+    """The purchase's one subscription that is not terminated, else its last terminated one;
+    None when it never had one. Locked until the transaction ends."""
+    row = await db.fetchrow(LATEST, publisher_id, original)
     return None if row is None else _subscription(row)
 
 

@@ -2,9 +2,9 @@
 
 Two ways in. A `webhook_delivery` job (the queue's: retries, replays, deliveries whose holder
 died) runs `run_job`; a job handler that wrote held deliveries sends them with `deliver_held` just
-after its commit. Either way no transaction is open during the HTTP call, and one statement then
-records the attempt, settles the round and completes or reschedules the job
-(`repository.conclude`). An endpoint origin (host and port) has at most a few deliveries in flight
+after its commit, one URL's one after another. Either way no transaction is open during the HTTP
+call, and one statement then records the attempt, settles the round, completes or reschedules the
+job, and after a delivery's first attempt lets the next of its chain go (`repository.conclude`). An endpoint origin (host and port) has at most a few deliveries in flight
 in a process, so that a slow or dead endpoint never holds the slots that others need.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -46,6 +45,7 @@ HELD_SLOT_WAIT = 0.25
 GONE = 410
 ENDPOINT_REMOVED = "not sent: the endpoint was removed from the subscription"
 ENDPOINT_DISABLED = "not sent: the endpoint is disabled (it answered 410 Gone)"
+UNSENT = {True: ENDPOINT_REMOVED, False: ENDPOINT_DISABLED}  # by "the endpoint is gone"
 
 
 class OriginSlots:
@@ -100,6 +100,7 @@ class Attempt:
     generation: int
     schedule_step: int
     message: Message
+    held: bool = False  # written held for this process, which goes on with its chain
 
     @property
     def origin(self) -> str:
@@ -154,23 +155,28 @@ class WebhookSender:
             run_at = self.clock.now() + timedelta(seconds=jittered(BUSY_RETRY_SECONDS))
             await queue.reschedule(self.db, job.id, run_at, "endpoint busy: postponed")
             return
-        await self._send_in_slot(attempt)
+        _, released = await self._send_in_slot(attempt)
+        if released is not None:
+            self.wake_workers()  # the next delivery of its chain may go
 
     async def _prepare(self, job: ClaimedJob) -> Attempt | None:
-        """What to send, or None when there is nothing to do (the job is then completed)."""
+        """What to send, or None when there is nothing to do (the job is then completed, and the
+        next delivery of its chain may go)."""
         delivery_id, generation = _job_target(job)
         found = await repository.to_send(self.db, delivery_id)
-        if found is None or found.status != DeliveryStatus.PENDING:
-            await queue.complete(self.db, job.id)
-            return None
-        if found.generation != generation:
-            await queue.complete(self.db, job.id)
+        stale = found is None or found.status != DeliveryStatus.PENDING
+        if stale or found is None or found.generation != generation:
+            await self._pass_on(delivery_id, job.id, None)
             return None
         if not found.endpoint or found.secret_encrypted is None:
-            why = ENDPOINT_REMOVED if found.endpoint is None else ENDPOINT_DISABLED
-            await repository.settle_unsent(self.db, delivery_id, job.id, why, self.clock.now())
+            await self._pass_on(delivery_id, job.id, UNSENT[found.endpoint is None])
             return None
-        return Attempt(job.id, delivery_id, generation, found.schedule_step, self._message(found))
+        message = self._message(found)
+        return Attempt(job.id, delivery_id, generation, found.schedule_step, message)
+
+    async def _pass_on(self, delivery_id: int, job_id: int, why: str | None) -> None:
+        if await repository.pass_on(self.db, delivery_id, job_id, why, self.clock.now()):
+            self.wake_workers()
 
     def _message(self, found: ToSend) -> Message:
         assert found.secret_encrypted is not None
@@ -185,15 +191,15 @@ class WebhookSender:
 
     # Sending and concluding ------------------------------------------------------------------
 
-    async def _send_in_slot(self, attempt: Attempt) -> Answer:
-        """Send `attempt`, whose origin slot the caller holds, release the slot, and conclude."""
+    async def _send_in_slot(self, attempt: Attempt) -> tuple[Answer, int | None]:
+        """Send `attempt`, whose origin slot the caller holds, release the slot, and conclude;
+        return the answer and the job of the next delivery of its chain, if one was released."""
         try:
             started_at = self.clock.now()
             answer = await send(self.http, attempt.message, self.settings, started_at)
         finally:
             self.slots.release(attempt.origin)
-        await self._conclude(attempt, started_at, answer)
-        return answer
+        return answer, await self._conclude(attempt, started_at, answer)
 
     def _settled(self, attempt: Attempt, answer: Answer) -> tuple[DeliveryStatus, datetime | None]:
         """Where the attempt leaves the round: succeeded, failed, or pending until a next try."""
@@ -207,7 +213,7 @@ class WebhookSender:
             return DeliveryStatus.FAILED, None
         return DeliveryStatus.PENDING, self.clock.now() + timedelta(seconds=delay)
 
-    async def _conclude(self, attempt: Attempt, started_at: datetime, answer: Answer) -> None:
+    async def _conclude(self, attempt: Attempt, started_at: datetime, answer: Answer) -> int | None:
         status, next_at = self._settled(attempt, answer)
         outcome = Outcome(
             delivery_id=attempt.delivery_id,
@@ -221,71 +227,72 @@ class WebhookSender:
             next_attempt_at=next_at,
         )
         now = self.clock.now()
+        hold = self.hold(now) if attempt.held else None
         if answer.status_code == GONE:
             async with self.db.transaction() as tx:
-                await repository.conclude(tx, outcome, now)
+                released = await repository.conclude(tx, outcome, now, hold)
                 await repository.disable_endpoint_of(
                     tx, attempt.delivery_id, ENDPOINT_DISABLED, now
                 )
         else:
-            await repository.conclude(self.db, outcome, now)
+            released = await repository.conclude(self.db, outcome, now, hold)
         WEBHOOK_ATTEMPTS.labels(_outcome_label(answer)).inc()
         fields = {"deliveryId": attempt.delivery_id, "webhookId": attempt.message.webhook_id}
         text = answer.error or f"HTTP {answer.status_code}"
         log.info("webhook delivery %s: %s", attempt.delivery_id, text, extra={"fields": fields})
+        return released
 
     # Held deliveries ---------------------------------------------------------------------------
 
-    def _held_attempt(self, held: HeldDelivery) -> Attempt:
+    def _held_attempt(self, held: HeldDelivery, job_id: int) -> Attempt:
         body = envelope(held.publisher_id, held.topic, held.data)
         secret = self._secret(held.secret_encrypted, held.publisher_id, held.topic, held.url)
         message = Message(held.url, held.webhook_id, body, secret)
-        return Attempt(held.job_id, held.delivery_id, 0, 0, message)
+        return Attempt(job_id, held.delivery_id, 0, 0, message, held=True)
 
-    async def _hand_back(self, held: list[HeldDelivery]) -> None:
-        """Held deliveries that will not go now go to the queue, for any worker, at once."""
-        if held:
-            await queue.release(self.db, self.holder, [h.job_id for h in held])
+    async def _hand_back(self, job_ids: list[int]) -> None:
+        """Held jobs that will not go now go to the queue, for any worker, at once."""
+        if job_ids:
+            await queue.release(self.db, self.holder, job_ids)
             self.wake_workers()
 
-    async def _renew(self, held: HeldDelivery) -> bool:
-        """Before each held delivery after an endpoint's first: its lease, renewed for the whole
-        attempt (the first ones' leases, from the commit, already cover theirs); False when it
-        ran out and a worker may hold the job now, which then is the worker's to send."""
-        until = lease_for(self.clock.now(), self.settings.webhook_timeout)
-        return await queue.renew(self.db, held.job_id, self.holder, until)
-
-    async def _send_held(self, held: HeldDelivery) -> Answer | None:
+    async def _send_held(self, held: HeldDelivery, job_id: int) -> tuple[Answer, int | None] | None:
         """One held delivery, concluded; None when its origin stayed busy (then handed back)."""
-        attempt = self._held_attempt(held)
+        attempt = self._held_attempt(held, job_id)
         if not await self.slots.acquire(attempt.origin, HELD_SLOT_WAIT):
-            await self._hand_back([held])
+            await self._hand_back([job_id])
             return None
         return await self._send_in_slot(attempt)
 
-    async def _send_in_order(self, deliveries: list[HeldDelivery]) -> None:
-        """One endpoint's held deliveries, in order. What is not sent goes back to the queue: after
-        a 410 (the queue then settles them as the endpoint's), when the origin stays busy, and when
-        the process is stopping (cancelled)."""
-        for position, held in enumerate(deliveries):
+    async def _send_chain(self, chain: list[HeldDelivery]) -> None:
+        """One URL's held deliveries, one after another, each once the one before it had its
+        first attempt (its conclusion hands this process the next one's job). What is not sent
+        goes to the queue, chain and all: when the origin stays busy, after a 410, and when the
+        process is stopping (cancelled); an error leaves the job leased, for a worker when the
+        lease runs out."""
+        job_id = chain[0].job_id
+        for held in chain:
+            if job_id is None:
+                return  # not this process's to send
             try:
-                if position and not await self._renew(held):
-                    continue  # its lease ran out: a worker has it
-                answer = await self._send_held(held)
+                sent = await self._send_held(held, job_id)
             except asyncio.CancelledError:
-                await asyncio.shield(self._hand_back(deliveries[position:]))
+                await asyncio.shield(self._hand_back([job_id]))
                 raise
-            except Exception:  # its job stays leased; a worker sends it when the lease runs out
+            except Exception:
                 log.exception("held webhook delivery %s failed", held.delivery_id)
-                continue
-            if answer is None or answer.status_code == GONE:
-                await self._hand_back(deliveries[position + 1 :])
+                return
+            if sent is None:
+                return
+            answer, job_id = sent
+            if answer.status_code == GONE and job_id is not None:
+                await self._hand_back([job_id])
                 return
 
     async def deliver_held(self, held: list[HeldDelivery]) -> None:
-        """Send deliveries written held for this process, just after their transaction committed:
-        in order per endpoint, endpoints side by side."""
-        by_endpoint = itertools.groupby(
-            sorted(held, key=lambda h: h.endpoint_id), lambda h: h.endpoint_id
-        )
-        await asyncio.gather(*(self._send_in_order(list(group)) for _, group in by_endpoint))
+        """Send the deliveries written held for this process, just after their transaction
+        committed: in order per URL (SPEC §5), URLs side by side."""
+        chains: dict[str, list[HeldDelivery]] = {}
+        for delivery in sorted(held, key=lambda h: h.delivery_id):
+            chains.setdefault(delivery.url, []).append(delivery)
+        await asyncio.gather(*(self._send_chain(chain) for chain in chains.values()))

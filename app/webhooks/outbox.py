@@ -1,11 +1,12 @@
 """Writing webhook events: the one way the rest of the service tells a publisher's webhooks.
 
 The events of one cause (a sync, a notification) are written by one statement, in the transaction
-that made them, with one delivery per active endpoint of each topic and a job per delivery. A
-caller that will send the deliveries itself right after its commit (a job handler: so a sync's
-webhooks leave without a trip through the queue) asks for them to be *held*: their jobs are written
-already leased to it, so no worker takes them meanwhile; if the caller dies, the lease runs out and
-a worker sends them as usual.
+that made them, with one delivery per active endpoint of each topic. The deliveries to one URL form
+a chain (SPEC §5's order): the first gets its job at once, each next one when the one before it had
+its first attempt. A caller that will send the deliveries itself right after its commit (a job
+handler: so a sync's webhooks leave without a trip through the queue) asks for them to be *held*:
+the jobs are written leased to it, so no worker takes them meanwhile; if the caller dies, the lease
+runs out and a worker goes on as usual.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from app.webhooks import repository
 
 @dataclass(frozen=True)
 class HeldDelivery:
-    """A delivery whose job is leased to the caller, with what it takes to send it."""
+    """A delivery written for the caller to send, with what it takes to send it; its job is
+    leased to the caller (None while it waits for the one before it to the same URL)."""
 
-    job_id: int
+    job_id: int | None
     delivery_id: int
     endpoint_id: int
     publisher_id: int

@@ -17,7 +17,7 @@ from typing import Any
 
 from app.db import Executor, Row
 from app.enums import DeliveryStatus, JobKind
-from app.jobs.queue import DELETE_JOB, RESCHEDULE_JOB, insert_jobs
+from app.jobs.queue import DELETE_JOB, RESCHEDULE_JOB, insert_jobs, parse_count
 from app.security import Purpose, row_binding
 
 SECRET_PURPOSE: Purpose = "webhook-secret"  # noqa: S105 (a name)
@@ -34,7 +34,9 @@ _PENDING = f"'{DeliveryStatus.PENDING}'"
 # Several events of one cause, in the order given, with their deliveries and their jobs. $1
 # publisher, $2 topics, $3 payloads, $4 synchronization ids, $5 now, $6 the job kind, $7 the
 # holder of the jobs (NULL: any worker) and $8 until when. The events take their ids in the order of
-# the input (INSERT … SELECT … ORDER BY), so an earlier event's deliveries have lower ids.
+# the input (INSERT … SELECT … ORDER BY), and so do their deliveries (ids drawn in event, then
+# endpoint order). The deliveries to one URL form a chain (SPEC §5's order): each but the first
+# waits for the first attempt of the one before it (`after_delivery_id`), and has no job yet.
 WRITE_EVENTS = f"""
 WITH input AS (
     SELECT topic, payload, synchronization_id, position
@@ -44,20 +46,31 @@ WITH input AS (
     INSERT INTO webhook_events (publisher_id, topic, payload, synchronization_id, created_at)
     SELECT $1, topic, payload, synchronization_id, $5 FROM input ORDER BY position
     RETURNING id, topic
+), planned AS (
+    SELECT nextval(pg_get_serial_sequence('webhook_deliveries', 'id')) AS id, ordered.*
+    FROM (
+        SELECT event.id AS event_id, endpoint.id AS endpoint_id, event.topic, endpoint.url
+        FROM event JOIN webhook_endpoints AS endpoint
+            ON endpoint.publisher_id = $1 AND endpoint.topic = event.topic AND endpoint.active
+        ORDER BY event.id, endpoint.position
+    ) AS ordered
+), chained AS (
+    SELECT planned.*, lag(id) OVER (PARTITION BY url ORDER BY id) AS after_delivery_id
+    FROM planned
 ), delivery AS (
-    INSERT INTO webhook_deliveries (publisher_id, event_id, endpoint_id, topic, url,
+    INSERT INTO webhook_deliveries (id, publisher_id, event_id, endpoint_id, topic, url,
         webhook_id, status, attempts, generation, schedule_step, next_attempt_at,
-        created_at, updated_at)
-    SELECT $1, event.id, endpoint.id, event.topic, endpoint.url,
-        'msg_' || replace(gen_random_uuid()::text, '-', ''), {_PENDING}, 0, 0, 0, $5, $5, $5
-    FROM event JOIN webhook_endpoints AS endpoint
-        ON endpoint.publisher_id = $1 AND endpoint.topic = event.topic AND endpoint.active
-    ORDER BY event.id, endpoint.position
-    RETURNING id, event_id, endpoint_id, url, webhook_id
+        after_delivery_id, created_at, updated_at)
+    SELECT id, $1, event_id, endpoint_id, topic, url,
+        'msg_' || replace(gen_random_uuid()::text, '-', ''), {_PENDING}, 0, 0, 0, $5,
+        after_delivery_id, $5, $5
+    FROM chained
+    ORDER BY id
+    RETURNING id, event_id, endpoint_id, url, webhook_id, after_delivery_id
 ), job AS (
     {
     insert_jobs(
-        "delivery",
+        "delivery WHERE after_delivery_id IS NULL",
         kind="$6",
         payload="jsonb_build_object('deliveryId', delivery.id)",
         run_at="$5",
@@ -72,7 +85,7 @@ WITH input AS (
 SELECT event.id AS event_id, event.topic, job.id AS job_id, delivery.id AS delivery_id,
     delivery.endpoint_id, delivery.url, delivery.webhook_id, endpoint.secret_encrypted
 FROM event LEFT JOIN (
-    job JOIN delivery ON delivery.id = job.delivery_id
+    delivery LEFT JOIN job ON job.delivery_id = delivery.id
     JOIN webhook_endpoints AS endpoint ON endpoint.id = delivery.endpoint_id
 ) ON delivery.event_id = event.id
 ORDER BY event.id, delivery.id
@@ -81,9 +94,10 @@ ORDER BY event.id, delivery.id
 
 @dataclass(frozen=True)
 class WrittenDelivery:
-    """A delivery just written, with what it takes to send it without reading it again."""
+    """A delivery just written, with what it takes to send it without reading it again; its job
+    (None while it waits for the one before it to the same URL)."""
 
-    job_id: int
+    job_id: int | None
     delivery_id: int
     endpoint_id: int
     topic: str
@@ -100,8 +114,9 @@ async def write_events(
     now: datetime,
     hold: tuple[str, datetime] | None,
 ) -> list[WrittenDelivery]:
-    """Write `events` (topic, data, synchronization id) with their deliveries and their jobs,
-    the jobs leased to `hold` (holder, until) when given; return the deliveries in order."""
+    """Write `events` (topic, data, synchronization id) with their deliveries and the jobs of the
+    first delivery to each URL, leased to `hold` (holder, until) when given; return every
+    delivery, in order."""
     holder, until = hold if hold is not None else (None, None)
     rows = await db.fetch(
         WRITE_EVENTS,
@@ -115,7 +130,7 @@ async def write_events(
         until,
     )
     order = _event_order(rows, [topic for topic, _, _ in events])
-    return [_written(row, order[row["event_id"]]) for row in rows if row["job_id"] is not None]
+    return [_written(row, order[row["event_id"]]) for row in rows if row["delivery_id"]]
 
 
 def _event_order(rows: Sequence[Row], topics: list[str]) -> dict[int, int]:
@@ -130,7 +145,7 @@ def _event_order(rows: Sequence[Row], topics: list[str]) -> dict[int, int]:
 
 def _written(row: Row, index: int) -> WrittenDelivery:
     return WrittenDelivery(
-        job_id=int(row["job_id"]),
+        job_id=None if row["job_id"] is None else int(row["job_id"]),
         delivery_id=int(row["delivery_id"]),
         endpoint_id=int(row["endpoint_id"]),
         topic=str(row["topic"]),
@@ -139,6 +154,28 @@ def _written(row: Row, index: int) -> WrittenDelivery:
         secret_encrypted=bytes(row["secret_encrypted"]),
         event_index=index,
     )
+
+
+# The next delivery of a chain may go: it stops waiting and gets its job (leased to $h, until $u,
+# when given). `{after}` is the delivery whose first attempt it waited for; `{when}` a condition.
+def _release(after: str, when: str, run_at: str, holder: str, until: str) -> str:
+    job = insert_jobs(
+        "released",
+        kind=f"'{JobKind.WEBHOOK_DELIVERY}'",
+        payload="jsonb_build_object('deliveryId', released.id)",
+        run_at=run_at,
+        attempts=f"CASE WHEN {holder}::text IS NULL THEN 0 ELSE 1 END",
+        holder=holder,
+        held_until=until,
+    )
+    return f"""released AS (
+    UPDATE webhook_deliveries SET after_delivery_id = NULL
+    WHERE after_delivery_id = {after} AND {when}
+    RETURNING id
+), next_job AS (
+    {job}
+    RETURNING id
+)"""  # noqa: S608
 
 
 TO_SEND = """
@@ -185,31 +222,37 @@ async def to_send(db: Executor, delivery_id: int) -> ToSend | None:
     )
 
 
-# The round of a delivery that is sent to no endpoint (removed or disabled) ends failed, its job
-# done. $1 delivery, $2 job, $3 why, $4 now.
-UNSENT = f"""
+# A job with nothing to send (its delivery settled, replayed since, or its endpoint gone): done,
+# and the next delivery of its chain may go. With $3 (why), a round still pending ends failed
+# first: sent to no endpoint (removed or disabled). $1 delivery, $2 job, $4 now.
+PASS_ON = f"""
 WITH settled AS (
     UPDATE webhook_deliveries SET status = '{DeliveryStatus.FAILED}', next_attempt_at = NULL,
         last_error = $3, updated_at = $4
-    WHERE id = $1 AND status = {_PENDING}
+    WHERE id = $1 AND status = {_PENDING} AND $3::text IS NOT NULL
+), {_release("$1", "true", "$4", "NULL", "NULL")}, done AS (
+    {DELETE_JOB.format(job="$2")}
 )
-{DELETE_JOB.format(job="$2")}
+SELECT count(*) AS released FROM next_job
 """  # noqa: S608
 
 
-async def settle_unsent(
-    db: Executor, delivery_id: int, job_id: int, why: str, now: datetime
-) -> None:
-    await db.execute(UNSENT, delivery_id, job_id, why, now)
+async def pass_on(
+    db: Executor, delivery_id: int, job_id: int, why: str | None, now: datetime
+) -> bool:
+    """Complete a job that sends nothing; True when the next delivery of its chain got a job."""
+    return bool(await db.fetchval(PASS_ON, delivery_id, job_id, why, now))
 
 
 # One attempt concluded: recorded, the round settled (unless a replay or another outcome settled it
-# meanwhile: then only recorded), the job rescheduled for the next try or done. $1 delivery,
-# $2 generation, $3 job, $4 status code, $5 error, $6 duration, $7 started at, $8 now, $9 the round's
-# status after it, $10 the next try (when still pending).
+# meanwhile: then only recorded), the job rescheduled for the next try or done, and, after the
+# delivery's first attempt, the next delivery of its chain released (its job leased to $11 until
+# $12 when given: the sender goes on with it). $1 delivery, $2 generation, $3 job, $4 status
+# code, $5 error, $6 duration, $7 started at, $8 now, $9 the round's status after it, $10 the
+# next try (when still pending). Answers the released delivery and its job, if any.
 CONCLUDE = f"""
 WITH current AS (
-    SELECT status = {_PENDING} AND generation = $2 AS this_round
+    SELECT status = {_PENDING} AND generation = $2 AS this_round, attempts = 0 AS first
     FROM webhook_deliveries WHERE id = $1 FOR UPDATE
 ), delivery AS (
     UPDATE webhook_deliveries SET
@@ -222,7 +265,7 @@ WITH current AS (
         updated_at = CASE WHEN this_round THEN $8::timestamptz ELSE updated_at END
     FROM current
     WHERE id = $1
-    RETURNING id, this_round
+    RETURNING id, this_round, first
 ), attempt AS (
     INSERT INTO webhook_delivery_attempts
         (delivery_id, attempted_at, status_code, error, duration_ms)
@@ -231,8 +274,10 @@ WITH current AS (
     {RESCHEDULE_JOB.format(job="$3", run_at="$10", error="$5")}
         AND $10::timestamptz IS NOT NULL AND EXISTS (SELECT 1 FROM delivery WHERE this_round)
     RETURNING id
+), {_release("$1", "EXISTS (SELECT 1 FROM delivery WHERE first)", "$8", "$11", "$12")}, done AS (
+    {DELETE_JOB.format(job="$3")} AND NOT EXISTS (SELECT 1 FROM again)
 )
-{DELETE_JOB.format(job="$3")} AND NOT EXISTS (SELECT 1 FROM again)
+SELECT (SELECT id FROM released) AS delivery_id, (SELECT id FROM next_job) AS job_id
 """  # noqa: S608
 
 
@@ -251,9 +296,14 @@ class Outcome:
     next_attempt_at: datetime | None
 
 
-async def conclude(db: Executor, outcome: Outcome, now: datetime) -> None:
+async def conclude(
+    db: Executor, outcome: Outcome, now: datetime, hold: tuple[str, datetime] | None = None
+) -> int | None:
+    """Record and settle the attempt; return the job of the chain's next delivery when this was
+    the delivery's first attempt and one waited for it (leased to `hold` when given)."""
     o = outcome
-    await db.execute(
+    holder, until = hold if hold is not None else (None, None)
+    row = await db.fetchrow(
         CONCLUDE,
         o.delivery_id,
         o.generation,
@@ -265,7 +315,10 @@ async def conclude(db: Executor, outcome: Outcome, now: datetime) -> None:
         now,
         o.status,
         o.next_attempt_at,
+        holder,
+        until,
     )
+    return None if row is None or row["job_id"] is None else int(row["job_id"])
 
 
 # 410 Gone: the endpoint is disabled, and its other pending deliveries fail now.
@@ -290,7 +343,8 @@ async def disable_endpoint_of(db: Executor, delivery_id: int, why: str, now: dat
 REPLAY = f"""
 WITH delivery AS (
     UPDATE webhook_deliveries SET status = {_PENDING}, schedule_step = 0,
-        generation = generation + 1, next_attempt_at = $3, updated_at = $3
+        generation = generation + 1, next_attempt_at = $3, updated_at = $3,
+        after_delivery_id = NULL
     WHERE id = $1 AND publisher_id = $2
     RETURNING *
 ), job AS (
@@ -391,6 +445,34 @@ SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE publisher_id = $1 ORDER B
 
 async def endpoints(db: Executor, publisher_id: int) -> list[Row]:
     return list(await db.fetch(LIST_ENDPOINTS, publisher_id))
+
+
+# Retention: settled deliveries (with their attempts, by cascade) older than a cutoff, oldest first
+# by id, a batch at a time; then the events left with no delivery.
+PURGE_SETTLED = f"""
+DELETE FROM webhook_deliveries WHERE id = ANY(ARRAY(
+    SELECT id FROM webhook_deliveries
+    WHERE status <> {_PENDING} AND updated_at < $1
+    ORDER BY id LIMIT $2
+))
+"""  # noqa: S608
+
+PURGE_EVENTS = """
+DELETE FROM webhook_events WHERE id = ANY(ARRAY(
+    SELECT id FROM webhook_events AS event
+    WHERE created_at < $1
+        AND NOT EXISTS (SELECT 1 FROM webhook_deliveries WHERE event_id = event.id)
+    ORDER BY id LIMIT $2
+))
+"""
+
+
+async def purge_settled(db: Executor, before: datetime, limit: int) -> int:
+    return parse_count(await db.execute(PURGE_SETTLED, before, limit))
+
+
+async def purge_events(db: Executor, before: datetime, limit: int) -> int:
+    return parse_count(await db.execute(PURGE_EVENTS, before, limit))
 
 
 # Rotating the secrets at rest (`storekit-sync rotate-secrets`): every endpoint's, a batch at a

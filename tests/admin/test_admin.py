@@ -11,9 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
 
-from app.apple.gateway import private_key_binding
 from app.context import Context
-from app.security import SecretBoxError
+from app.security import SecretBoxError, row_binding
 from tests.helpers.api import ADMIN, PublisherRef, assert_envelope, new_customer
 from tests.helpers.keys import p256_pem
 
@@ -52,18 +51,18 @@ async def test_storekit2_integration_round_trip(
     assert "privateKey" not in shown and "BEGIN" not in answer.text
     context: Context = app.state.context
     stored = await context.db.fetchval(
-        "SELECT private_key_encrypted FROM storekit2_integrations WHERE publisher_id = $1",
+        "SELECT private_key_encrypted FROM storekit2_apps WHERE publisher_id = $1",
         publisher.id,
     )
     assert b"BEGIN" not in stored
-    bound_to = private_key_binding(publisher.id, "com.acme.tv")
-    opened = context.secrets.open(stored, purpose="apple-private-key", bound_to=bound_to)
+    binding = row_binding("storekit2_apps", publisher.id, "com.acme.tv")
+    opened = context.secrets.open(stored, purpose="apple-private-key", bound_to=binding)
     assert opened == body["privateKey"]
-    assert context.secrets.is_current(stored, purpose="apple-private-key")
-    other_app = private_key_binding(publisher.id, "com.acme.radio")
-    with pytest.raises(SecretBoxError):  # sealed for its own app
-        context.secrets.open(stored, purpose="apple-private-key", bound_to=other_app)
-    assert (await client.get(url, headers=publisher.headers)).json()["keyId"] == "ABC123DEFG"
+    other = row_binding("storekit2_apps", publisher.id, "com.acme.tv2")
+    with pytest.raises(SecretBoxError):  # bound to its row: another app's cannot stand in for it
+        context.secrets.open(stored, purpose="apple-private-key", bound_to=other)
+    listed = (await client.get(url, headers=publisher.headers)).json()
+    assert [a["keyId"] for a in listed["apps"]] == ["ABC123DEFG"]
 
 
 async def test_storekit2_validation(client: httpx.AsyncClient, publisher: PublisherRef) -> None:
@@ -116,7 +115,11 @@ async def test_storekit2_delete_deactivates(
     assert_envelope(await client.delete(url, headers=publisher.headers), 404, "REQ0100")
     await client.put(url, json=storekit2_body(), headers=publisher.headers)
     assert (await client.delete(url, headers=publisher.headers)).status_code == 204
-    assert (await client.get(url, headers=publisher.headers)).json()["active"] is False
+    assert (await client.get(url, headers=publisher.headers)).json() == {
+        "active": False,
+        "ownership": "transfer",
+        "apps": [],
+    }
     again = await client.put(url, json=storekit2_body(), headers=publisher.headers)
     assert again.json()["active"] is True
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from appstoreserverlibrary.models.Environment import Environment
 
-from app.apple.gateway import AppleGateway, Integration
+from app.apple.gateway import AppleApp, AppleGateway
 from app.apple.library import AppleClient
 from app.config import Settings
 from tests.helpers.keys import p256_pem
@@ -16,9 +16,9 @@ KEY = p256_pem()
 SINCE = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _app(publisher_id: int, changed: int = 0, bundle_id: str = "com.cache.test") -> Integration:
+def _app(publisher_id: int, changed: int = 0, bundle_id: str = "com.cache.test") -> AppleApp:
     updated_at = SINCE + timedelta(minutes=changed)
-    return Integration(
+    return AppleApp(
         publisher_id, bundle_id, None, "issuer", "KEY1234567", KEY, "Sandbox", updated_at
     )
 

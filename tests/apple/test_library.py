@@ -10,13 +10,13 @@ import httpx
 import jwt
 from appstoreserverlibrary.models.Environment import Environment
 
-from app.apple.gateway import Integration
+from app.apple.gateway import AppleApp
 from app.apple.library import TOKEN_REUSE_SECONDS, AppleClient
 from tests.helpers.keys import p256_pem
 
 
-def _integration() -> Integration:
-    return Integration(
+def _app() -> AppleApp:
+    return AppleApp(
         1, "com.token.test", None, "issuer", "KEY123", p256_pem(), "Sandbox", datetime.now(UTC)
     )
 
@@ -25,7 +25,7 @@ async def test_a_bearer_token_is_reused_for_four_of_its_five_minutes() -> None:
     moment = [1000.0]
     async with httpx.AsyncClient() as http:
         client = AppleClient(
-            _integration().credentials, Environment.SANDBOX, http, monotonic=lambda: moment[0]
+            _app().credentials, Environment.SANDBOX, http, monotonic=lambda: moment[0]
         )
         try:
             first = client._get_headers()["Authorization"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import signal
@@ -13,11 +14,29 @@ import pytest
 from tests.helpers.processes import ServiceProcess, clean_env, free_port, wait_until
 
 
-def _run_dev(tmp_path: Path, data_dir: Path, name: str) -> tuple[ServiceProcess, int]:
+def _run_dev(tmp_path: Path, data_dir: Path, name: str) -> tuple[ServiceProcess, int, int]:
     port, sim_port = free_port(), free_port()
     env = clean_env(DATA_DIR=str(data_dir), COLUMNS="200")
     args = ["dev", "--port", str(port), "--simulator-port", str(sim_port)]
-    return ServiceProcess(args, env, tmp_path / name), port
+    return ServiceProcess(args, env, tmp_path / name), port, sim_port
+
+
+def _synced(port: int, body: str, headers: dict[str, str]) -> dict[str, object]:
+    """Register as the printed curl does, and wait for the sync to finalize."""
+    answer = httpx.post(
+        f"http://127.0.0.1:{port}/storekit2/purchases", content=body, headers=headers
+    )
+    assert answer.status_code == 202, answer.text
+    sync_url = (
+        f"http://127.0.0.1:{port}/purchases/synchronizations/{answer.json()['synchronizationId']}"
+    )
+    publisher = {"X-Publisher-Token": headers["X-Publisher-Token"]}
+    wait_until(
+        lambda: httpx.get(sync_url, headers=publisher).json()["status"] == "finalized",
+        30,
+        "the sync",
+    )
+    return dict(httpx.get(sync_url, headers=publisher).json())
 
 
 def _printed_curl(output: str) -> list[str]:
@@ -35,20 +54,20 @@ def _request_from_curl(words: list[str]) -> tuple[str, dict[str, str], str]:
 
 def test_dev_prints_a_curl_that_works(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    dev, port = _run_dev(tmp_path, data_dir, "dev.log")
+    dev, port, sim_port = _run_dev(tmp_path, data_dir, "dev.log")
     try:
         wait_until(lambda: "Then poll" in dev.output(), 60, "dev to print its welcome")
         url, headers, body = _request_from_curl(_printed_curl(dev.output()))
-        answer = httpx.post(url, content=body, headers=headers)
-        assert answer.status_code == 202, answer.text
-        sync_url = f"http://127.0.0.1:{port}/purchases/synchronizations/{answer.json()['synchronizationId']}"
-        publisher = {"X-Publisher-Token": headers["X-Publisher-Token"]}
-        wait_until(
-            lambda: httpx.get(sync_url, headers=publisher).json()["status"] == "finalized",
-            30,
-            "the sync",
-        )
-        assert httpx.get(sync_url, headers=publisher).json()["result"] == "SUBSCRIPTION_CREATED"
+        assert url == f"http://127.0.0.1:{port}/storekit2/purchases"
+        assert _synced(port, body, headers)["result"] == "SUBSCRIPTION_CREATED"
+        # A purchase of the second app, registered the same way, without naming its app.
+        tv = "com.demo.tv.appletv"
+        sim = f"http://127.0.0.1:{sim_port}/sim/purchases"
+        made = {"bundleId": tv, "productId": f"{tv}.pro.monthly", "type": "auto-renewable"}
+        bought = httpx.post(sim, json=made).json()
+        second = json.loads(body) | {"transactionId": bought["transactionId"]}
+        synced = _synced(port, json.dumps(second), headers)
+        assert (synced["result"], synced["offerId"]) == ("SUBSCRIPTION_CREATED", "S100000001_US")
         wait_until(
             lambda: "inappPurchaseSyncResult" in dev.output(), 30, "the webhook to be printed"
         )
@@ -57,7 +76,7 @@ def test_dev_prints_a_curl_that_works(tmp_path: Path) -> None:
     finally:
         assert dev.stop(signal.SIGINT) == 0, dev.output()
     assert first_publisher is not None
-    again, _ = _run_dev(tmp_path, data_dir, "again.log")
+    again, _, _ = _run_dev(tmp_path, data_dir, "again.log")
     try:
         wait_until(lambda: "Then poll" in again.output(), 60, "dev to start again")
         assert f"publisher      {first_publisher.group(1)}" in again.output(), "the data was reused"

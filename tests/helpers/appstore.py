@@ -8,12 +8,14 @@ job the served app enqueues is due for the test's worker.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from app.clock import MovableClock
@@ -133,3 +135,19 @@ async def apple(shop: Shop, worker: Worker, served: BackgroundServer) -> Apple:
 async def other_shop(client: httpx.AsyncClient, sim: httpx.AsyncClient, shop: Shop) -> Shop:
     """A second publisher with an app of its own in the simulator."""
     return await open_shop(client, sim, shop.context)
+
+
+DEADLINE_SECONDS = 5.0
+
+
+def signed_date(record: dict[str, Any]) -> int:
+    claims = jwt.decode(record["signedPayload"], options={"verify_signature": False})
+    return int(claims["signedDate"])
+
+
+async def wall_clock_past(milliseconds: int) -> None:
+    """Wait (with a deadline) until the simulator's clock, the wall clock, is past a signedDate."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.time() * 1000 <= milliseconds:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.001)

@@ -72,6 +72,41 @@ def _key_id() -> str:
     return "".join(random.choices(string.ascii_uppercase + string.digits, k=10))
 
 
+OFFER_PRODUCTS = ((MONTHLY_OFFER, "monthly"), (LIFETIME_OFFER, "lifetime"), (PASS_OFFER, "pass"))
+
+
+async def sim_app(sim: httpx.AsyncClient, environment: str = "Sandbox") -> dict[str, Any]:
+    """A new app in the simulator, with its key: the body of `PUT …/storekit2` for it."""
+    bundle_id = f"com.test{secrets.token_hex(4)}.tv"
+    app = {"bundleId": bundle_id, "keyId": _key_id(), "issuerId": str(uuid.uuid4())}
+    made = await sim.post("/sim/apps", json=app)
+    assert made.status_code == 201, made.text
+    return {
+        **app,
+        "appAppleId": made.json()["appAppleId"],
+        "privateKey": made.json()["privateKey"],
+        "environment": environment,
+    }
+
+
+async def add_app(shop: Shop, environment: str = "Sandbox", **overrides: Any) -> str:
+    """Another app of the shop's publisher (`PUT …/storekit2/apps/{bundleId}`), its products in
+    the shop's offers beside the first app's; its bundle id."""
+    app = {**await sim_app(shop.sim, environment), **overrides}
+    bundle_id = str(app.pop("bundleId"))
+    url = f"/admin/publishers/{shop.publisher.id}/storekit2/apps/{bundle_id}"
+    answer = await shop.client.put(url, json=app, headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    shop.bodies[bundle_id] = {**app, "bundleId": bundle_id}
+    for offer_id, name in OFFER_PRODUCTS:
+        products = [shop.product(name, bundle) for bundle in (*shop.apps, bundle_id)]
+        body = {"title": name, "productIds": products}
+        offer_url = f"/admin/publishers/{shop.publisher.id}/offers/{offer_id}"
+        assert (await shop.client.put(offer_url, json=body, headers=ADMIN)).status_code == 200
+    shop.apps.append(bundle_id)
+    return bundle_id
+
+
 @dataclass
 class Shop:
     """A publisher wired to an app in the simulator, with offers and customers."""
@@ -82,14 +117,24 @@ class Shop:
     publisher: PublisherRef
     bundle_id: str
     customers: list[int] = field(default_factory=list)
+    apps: list[str] = field(default_factory=list)  # every app's bundle id, the first one's first
+    bodies: dict[str, dict[str, Any]] = field(default_factory=dict)  # each app's PUT body
 
-    def product(self, name: str) -> str:
-        return f"{self.bundle_id}.{name}"
+    def product(self, name: str, bundle_id: str | None = None) -> str:
+        return f"{bundle_id or self.bundle_id}.{name}"
 
     async def purchase(
-        self, kind: str = "auto-renewable", name: str = "monthly", **extra: Any
+        self,
+        kind: str = "auto-renewable",
+        name: str = "monthly",
+        *,
+        app: str | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
-        body = {"bundleId": self.bundle_id, "productId": self.product(name), "type": kind, **extra}
+        """A purchase in the shop's first app, or in `app` (a bundle id)."""
+        bundle_id = app or self.bundle_id
+        product = self.product(name, bundle_id)
+        body = {"bundleId": bundle_id, "productId": product, "type": kind, **extra}
         answer = await self.sim.post("/sim/purchases", json=body)
         assert answer.status_code == 201, answer.text
         return dict(answer.json())
@@ -147,6 +192,21 @@ class Shop:
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
 
+    async def set_ownership(self, policy: str) -> dict[str, Any]:
+        """The publisher's ownership policy, put with its first app (`PUT …/storekit2`)."""
+        url = f"/admin/publishers/{self.publisher.id}/storekit2"
+        body = {**self.bodies[self.bundle_id], "ownership": policy}
+        answer = await self.client.put(url, json=body, headers=ADMIN)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def app_account_token(self, customer_id: int) -> str:
+        """The customer's appAccountToken, as its app would pass it to StoreKit."""
+        url = f"/admin/publishers/{self.publisher.id}/customers/{customer_id}"
+        answer = await self.client.get(url, headers=ADMIN)
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["appAccountToken"])
+
     async def customer_token(self, customer_id: int) -> dict[str, str]:
         url = f"/admin/publishers/{self.publisher.id}/customers/{customer_id}/tokens"
         answer = await self.client.post(url, headers=ADMIN)
@@ -161,24 +221,13 @@ async def open_shop(
     environment: str = "Sandbox",
 ) -> Shop:
     publisher = await new_publisher(client)
-    bundle_id = f"com.test{secrets.token_hex(4)}.tv"
-    app = {"bundleId": bundle_id, "keyId": _key_id(), "issuerId": str(uuid.uuid4())}
-    made = await sim.post("/sim/apps", json=app)
-    assert made.status_code == 201, made.text
-    integration = {
-        **app,
-        "appAppleId": made.json()["appAppleId"],
-        "privateKey": made.json()["privateKey"],
-        "environment": environment,
-    }
+    integration = await sim_app(sim, environment)
+    bundle_id = integration["bundleId"]
     url = f"/admin/publishers/{publisher.id}/storekit2"
     assert (await client.put(url, json=integration, headers=ADMIN)).status_code == 200
-    shop = Shop(client, sim, context, publisher, bundle_id)
-    for offer_id, name in (
-        (MONTHLY_OFFER, "monthly"),
-        (LIFETIME_OFFER, "lifetime"),
-        (PASS_OFFER, "pass"),
-    ):
+    shop = Shop(client, sim, context, publisher, bundle_id, apps=[bundle_id])
+    shop.bodies[bundle_id] = integration
+    for offer_id, name in OFFER_PRODUCTS:
         body = {"title": name, "productIds": [shop.product(name)]}
         offer_url = f"/admin/publishers/{publisher.id}/offers/{offer_id}"
         assert (await client.put(offer_url, json=body, headers=ADMIN)).status_code == 200

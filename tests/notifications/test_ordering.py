@@ -3,33 +3,13 @@ never undoes a newer state, and one about a purchase not yet registered waits fo
 
 from __future__ import annotations
 
-import asyncio
-import time
-from typing import Any
-
-import jwt
 import pytest
 
-from app.apple.gateway import AppleGateway, Integration
+from app.apple import transactions
+from app.apple.gateway import AppleApp, AppleGateway
 from app.apple.transactions import ApplePurchase, fetch_purchase
-from app.handlers import sync as sync_jobs
-from tests.helpers.appstore import Apple, topics
+from tests.helpers.appstore import Apple, signed_date, topics, wall_clock_past
 from tests.helpers.shop import MONTHLY_OFFER
-
-DEADLINE_SECONDS = 5.0
-
-
-def signed_date(record: dict[str, Any]) -> int:
-    claims = jwt.decode(record["signedPayload"], options={"verify_signature": False})
-    return int(claims["signedDate"])
-
-
-async def wall_clock_past(milliseconds: int) -> None:
-    """Wait (with a deadline) until the simulator's clock, the wall clock, is past a signedDate."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.time() * 1000 <= milliseconds:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.001)
 
 
 async def test_an_older_notification_never_undoes_a_newer_state(apple: Apple) -> None:
@@ -90,13 +70,13 @@ async def test_a_refund_between_apples_answer_and_the_finalization(
     bought = await apple.shop.purchase()
 
     async def fetch_then_refund(
-        gateway: AppleGateway, integration: Integration, transaction_id: str
+        gateway: AppleGateway, app: AppleApp, transaction_id: str
     ) -> ApplePurchase:
-        purchase = await fetch_purchase(gateway, integration, transaction_id)
+        purchase = await fetch_purchase(gateway, app, transaction_id)
         await apple.act(transaction_id, "refund")
         return purchase
 
-    monkeypatch.setattr(sync_jobs, "fetch_purchase", fetch_then_refund)
+    monkeypatch.setattr(transactions, "fetch_purchase", fetch_then_refund)
     customer = apple.shop.customers[0]
     sync_id = await apple.shop.accepted(customer, bought["transactionId"])
     assert await apple.worker.drain() == 2  # the sync, then the notification's job (a no-op)

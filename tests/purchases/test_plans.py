@@ -19,8 +19,8 @@ import asyncpg
 import pytest
 
 from app.migrate import migrate
-from app.purchases.repository import LOAD, LOCK, OFFER_AND_WAITING, REGISTER
-from app.subscriptions.repository import CURRENT, ENTITLING, LAST_TERMINATED
+from app.purchases.repository import LOAD, LOCK, REGISTER, SETTLING
+from app.subscriptions.repository import ENTITLING, LATEST
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -70,10 +70,20 @@ def _plan(url: str, sql: str, arguments: list[object]) -> set[tuple[str, str | N
     return {(s["Relation Name"], s.get("Index Name")) for s in scans}
 
 
-def test_the_register_reads_one_row_per_lookup(empty_url: str) -> None:
-    arguments: list[object] = [1, 2, "3", "4", "register", None, "h", NOW, "4"]
+@pytest.mark.parametrize(
+    ("bundle_id", "since", "caller"),
+    [(None, None, "publisher"), ("com.acme.tv", NOW, "customer")],
+)
+def test_the_register_reads_one_row_per_lookup(
+    empty_url: str, bundle_id: str | None, since: datetime | None, caller: str
+) -> None:
+    """A customer token's failures are one row by key (and not read at all for a publisher)."""
+    found = [1, 2, "3", "4", bundle_id, since, 19]
+    arguments: list[object] = [*found, "register", None, "h", NOW, "4", caller]
     assert _plan(empty_url, REGISTER, arguments) == {
         ("storekit2_integrations", "pk_storekit2_integrations"),
+        ("storekit2_apps", "pk_storekit2_apps"),
+        ("register_failures", "pk_register_failures"),
         ("customers", "pk_customers"),
         ("subscriptions", "uq_subscriptions_current_purchase"),
         ("subscriptions", "ix_subscriptions_latest_transaction"),
@@ -83,14 +93,17 @@ def test_the_register_reads_one_row_per_lookup(empty_url: str) -> None:
 
 
 def test_the_sync_loads_by_key(empty_url: str) -> None:
+    """The sync, its integration, its apps, and the app of the purchase it names."""
     assert _plan(empty_url, LOAD, [1, "s"]) == {
         ("synchronizations", "pk_synchronizations"),
         ("storekit2_integrations", "pk_storekit2_integrations"),
+        ("storekit2_apps", "pk_storekit2_apps"),
+        ("subscriptions", "ix_subscriptions_purchase"),
     }
 
 
-def test_the_current_subscription_by_its_purchase(empty_url: str) -> None:
-    assert _plan(empty_url, CURRENT, [1, "2"]) <= {
+def test_the_latest_subscription_by_its_purchase(empty_url: str) -> None:
+    assert _plan(empty_url, LATEST, [1, "2"]) <= {
         ("subscriptions", "uq_subscriptions_current_purchase"),
         ("subscriptions", "ix_subscriptions_purchase"),
     }
@@ -103,15 +116,11 @@ def test_an_entitlement_by_customer_and_offer(empty_url: str) -> None:
     }
 
 
-def test_the_last_terminated_subscription_of_a_purchase(empty_url: str) -> None:
-    assert _plan(empty_url, LAST_TERMINATED, [1, "2"]) == {
-        ("subscriptions", "ix_subscriptions_purchase")
-    }
-
-
 def test_the_finalize_reads_by_key(empty_url: str) -> None:
     assert _plan(empty_url, LOCK, [1, "s"]) == {("synchronizations", "pk_synchronizations")}
-    assert _plan(empty_url, OFFER_AND_WAITING, [1, "p", "2"]) == {
+    assert _plan(empty_url, SETTLING, [1, "p", "2", 3]) == {
         ("offer_products", "pk_offer_products"),
         ("apple_notifications", "ix_apple_notifications_purchase"),
+        ("storekit2_integrations", "pk_storekit2_integrations"),
+        ("customers", "pk_customers"),
     }

@@ -294,7 +294,7 @@ async def test_metrics_follow_the_syncs(shop: Shop, worker: Worker, clock: Movab
         return 0.0
 
     created = 'storekit_sync_results_total{result="SUBSCRIPTION_CREATED"}'
-    calls = 'storekit_apple_calls_total{operation="get_transaction_info",outcome="ok"}'
+    calls = 'storekit_apple_calls_total{operation="get_all_subscription_statuses",outcome="ok"}'
     before = (await shop.client.get("/metrics")).text
     bought = await shop.purchase()
     sync_id = await shop.accepted(shop.customers[0], bought["transactionId"])
@@ -310,3 +310,21 @@ async def test_metrics_follow_the_syncs(shop: Shop, worker: Worker, clock: Movab
     route = 'storekit_http_requests_total{method="POST",route="/storekit2/purchases",status="202"}'
     assert sample(after.text, route) >= 1
     assert (await shop.poll(sync_id))["status"] == "finalized"
+
+
+async def test_one_apple_call_syncs_a_subscription_two_a_one_time_purchase(
+    shop: Shop, worker: Worker
+) -> None:
+    """Get All Subscription Statuses answers for a subscription with everything a sync needs;
+    only a purchase that is no subscription's needs Get Transaction Info as well."""
+
+    async def calls(kind: str, name: str) -> dict[str, int]:
+        await shop.sim.delete("/sim/calls")
+        bought = await shop.purchase(kind, name)
+        await shop.accepted(shop.customers[0], bought["transactionId"])
+        assert await worker.drain() == 1
+        counted = (await shop.sim.get("/sim/calls")).json()["calls"]
+        return {c["route"].split("/")[3]: c["count"] for c in counted}
+
+    assert await calls("auto-renewable", "monthly") == {"subscriptions": 1}
+    assert await calls("non-consumable", "lifetime") == {"subscriptions": 1, "transactions": 1}

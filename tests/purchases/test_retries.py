@@ -168,7 +168,7 @@ async def test_an_unexpected_answer_counts_against_the_schedule(
     bought = await shop.purchase()
     sync_id = await shop.accepted(shop.customers[0], bought["transactionId"])
     with respx.mock(assert_all_called=False) as mock:
-        mock.get(url__regex=r".*/inApps/v1/transactions/.*").respond(
+        mock.get(url__regex=r".*/inApps/v1/(transactions|subscriptions)/.*").respond(
             200, text="<html>bad gateway</html>", headers={"content-type": "text/html"}
         )
         mock.route().pass_through()

@@ -61,3 +61,30 @@ async def test_the_sync_job_delivers_its_own_webhooks(
         "SELECT status, attempts FROM webhook_deliveries WHERE publisher_id = $1", shop.publisher.id
     )
     assert [(row["status"], row["attempts"]) for row in settled] == [("succeeded", 1)] * 3
+
+
+async def test_a_transfer_reaches_one_url_in_the_order_of_spec(
+    shop: Shop, worker: Worker, receiver: Receiver
+) -> None:
+    """SPEC §5: validation, the old subscription's end, the new one, the result: one after
+    another at a URL subscribed to every topic, from the sync job that sent them."""
+    secret = "one-secret-for-every-topic-here"
+    hmac = {"name": "HMAC", "options": {"hashAlg": "SHA256", "sharedSecret": secret}}
+    order = [
+        "inappPurchaseValidationSucceeded",
+        "subscriptionTerminated",
+        "subscriptionCreated",
+        "inappPurchaseSyncResult",
+    ]
+    for topic in order:
+        body = [{"url": receiver.url("everything"), "verification": hmac}]
+        url = f"/3.1/webhook_subscriptions/{topic}"
+        assert (await shop.client.put(url, json=body, headers=shop.publisher.headers)).is_success
+    receiver["everything"].secret = secret
+    bought = await shop.purchase()
+    await shop.accepted(shop.customers[0], bought["transactionId"])
+    assert await worker.drain() == 1
+    receiver["everything"].arrivals.clear()
+    await shop.accepted(shop.customers[1], bought["transactionId"])  # moves it
+    assert await worker.drain() == 1
+    assert [body["topic"] for body in receiver["everything"].verified()] == order

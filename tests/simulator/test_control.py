@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -10,13 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from appstoreserverlibrary.api_client import APIException
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.simulator import SimulatorState
 from app.simulator.server import SimulatorServer
-from tests.helpers.simulator import SimApp, act, buy, register_app, wait_until
+from tests.helpers.simulator import MakeClient, SimApp, act, buy, register_app, wait_until
 
 DAY_MS = 86_400_000
 
@@ -162,3 +164,23 @@ def test_the_process_serves_the_root_saved_in_its_cert_dir(
 ) -> None:
     served = httpx.get(f"{simulator_process}/sim/root.der").content
     assert served == (tmp_path / "root.der").read_bytes()
+
+
+async def test_the_calls_to_apples_api_are_counted_by_operation(
+    control: httpx.AsyncClient, apple: MakeClient, app: SimApp
+) -> None:
+    await control.delete("/sim/calls")
+    bought = await buy(control, app)
+    client = apple(app)
+    await client.get_transaction_info(bought["transactionId"])
+    await client.get_all_subscription_statuses(bought["transactionId"])
+    with contextlib.suppress(APIException):
+        await client.get_transaction_info("9999999999999999")
+    counted = (await control.get("/sim/calls")).json()
+    by_route = {(c["route"], c["status"]): c["count"] for c in counted["calls"]}
+    assert by_route[("/inApps/v1/transactions/{transaction_id}", 200)] == 1
+    assert by_route[("/inApps/v1/transactions/{transaction_id}", 404)] == 1
+    assert by_route[("/inApps/v1/subscriptions/{transaction_id}", 200)] == 1
+    assert counted["total"] == 3
+    assert (await control.delete("/sim/calls")).status_code == 204
+    assert (await control.get("/sim/calls")).json()["total"] == 0

@@ -12,8 +12,11 @@ from fastapi import FastAPI
 
 from app.clock import MovableClock
 from app.context import Context
+from app.enums import Topic
 from app.jobs.queue import enqueue
 from app.metrics import WEBHOOK_ATTEMPTS
+from app.subscriptions.events import Event
+from app.webhooks import outbox
 from tests.helpers.api import PublisherRef, new_publisher
 from tests.helpers.receiver import Receiver, Reply
 from tests.helpers.webhooks import (
@@ -257,3 +260,33 @@ async def test_only_subscribed_endpoints_get_deliveries_and_removal_stops_them(
     (delivery,) = await deliveries(app, publisher.id)
     assert delivery.status == "failed" and "removed" in (delivery.last_error or "")
     assert len(receiver["removed"].verified()) == 1
+
+
+async def test_the_events_of_one_cause_reach_a_url_one_after_another_in_order(
+    app: FastAPI, client: httpx.AsyncClient, publisher: PublisherRef, receiver: Receiver
+) -> None:
+    """SPEC §5: one URL subscribed to several topics gets a cause's events in the order they were
+    written, each first attempt after the one before it ended, even through the queue."""
+    secret = "a-shared-secret-for-every-topic"
+    topics = [
+        "inappPurchaseValidationSucceeded",
+        "subscriptionTerminated",
+        "subscriptionCreated",
+        "inappPurchaseSyncResult",
+    ]
+    hmac = {"name": "HMAC", "options": {"hashAlg": "SHA256", "sharedSecret": secret}}
+    for topic in topics:
+        body = [{"url": receiver.url("ordered"), "verification": hmac}]
+        url = f"/3.1/webhook_subscriptions/{topic}"
+        assert (await client.put(url, json=body, headers=publisher.headers)).status_code == 200
+    receiver["ordered"].secret = secret
+    receiver["ordered"].replies.append(Reply(200, delay=0.3))  # the first is slow to answer
+    context = context_of(app)
+    events = [Event(Topic(t), {"n": n}) for n, t in enumerate(topics)]
+    async with context.db.transaction() as tx:
+        await outbox.write(tx, publisher.id, events, context.clock.now())
+    while await drain(app):  # a worker of many slots; each release lets the next go
+        pass
+    arrivals = receiver["ordered"].arrivals
+    assert [a.payload["topic"] for a in arrivals if a.payload] == topics
+    assert arrivals[1].arrived >= arrivals[0].arrived + 0.3, "the second waited for the first"

@@ -107,11 +107,14 @@ async def test_a_slot_freed_while_waiting_lets_the_held_delivery_go() -> None:
     assert not limited.try_acquire(origin), "the waiter holds the one slot"
 
 
-async def _job_holders(app: FastAPI, held: list[HeldDelivery]) -> list[str | None]:
+async def _job_holders(app: FastAPI, held: list[HeldDelivery]) -> dict[int, str | None]:
+    """Who holds the job of each of these deliveries that has one."""
     rows = await context_of(app).db.fetch(
-        "SELECT locked_by FROM jobs WHERE id = ANY($1) ORDER BY id", [h.job_id for h in held]
+        "SELECT (payload->>'deliveryId')::bigint AS delivery_id, locked_by FROM jobs"
+        " WHERE (payload->>'deliveryId')::bigint = ANY($1)",
+        [h.delivery_id for h in held],
     )
-    return [row["locked_by"] for row in rows]
+    return {row["delivery_id"]: row["locked_by"] for row in rows}
 
 
 async def test_after_a_410_the_rest_of_the_endpoints_held_deliveries_are_not_sent(
@@ -122,24 +125,31 @@ async def test_after_a_410_the_rest_of_the_endpoints_held_deliveries_are_not_sen
     held = await _emit_held(app, publisher.id, count=3)
     await deliver_held(app, held)
     assert len(receiver["gone-held"].arrivals) == 1
-    assert await _job_holders(app, held[1:]) == [None, None], "handed back to the queue"
+    # The second may go (handed back to the queue); the third still waits for it.
+    assert await _job_holders(app, held[1:]) == {held[1].delivery_id: None}
     assert await drain(app) == 2  # the queue settles them as the disabled endpoint's
     assert len(receiver["gone-held"].arrivals) == 1
     settled = await deliveries(app, publisher.id)
     assert [d.status for d in settled] == ["failed"] * 3
 
 
-async def test_a_held_delivery_whose_lease_ran_out_is_left_to_the_worker_holding_it(
-    app: FastAPI, client: httpx.AsyncClient, publisher: PublisherRef, receiver: Receiver
+async def test_a_chain_whose_sender_died_after_the_first_goes_on_when_the_lease_ends(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    publisher: PublisherRef,
+    receiver: Receiver,
+    clock: MovableClock,
 ) -> None:
-    await subscribe(client, publisher, receiver, ["taken"])
+    await subscribe(client, publisher, receiver, ["orphaned-chain"])
     first, second = await _emit_held(app, publisher.id, count=2)
-    await context_of(app).db.execute(  # its lease ran out; a worker took it
-        "UPDATE jobs SET locked_by = 'another-worker' WHERE id = $1", second.job_id
-    )
-    await deliver_held(app, [first, second])
-    assert [body["data"]["n"] for body in receiver["taken"].verified()] == [0]
-    assert await _job_holders(app, [second]) == ["another-worker"]
+    assert second.job_id is None, "the second waits for the first"
+    await deliver_held(app, [first])  # the first goes; then the sender dies
+    holders = await _job_holders(app, [second])
+    assert list(holders.values()) == [context_of(app).webhooks.holder], "released, to the sender"
+    assert await drain(app) == 0
+    clock.advance(context_of(app).settings.webhook_timeout + 31)
+    assert await drain(app) == 1
+    assert [body["data"]["n"] for body in receiver["orphaned-chain"].verified()] == [0, 1]
 
 
 async def test_held_deliveries_of_a_stopping_worker_go_back_to_the_queue(
@@ -157,5 +167,5 @@ async def test_held_deliveries_of_a_stopping_worker_go_back_to_the_queue(
     sending.cancel()  # the worker's stop, past its grace
     with pytest.raises(asyncio.CancelledError):
         await sending
-    assert await _job_holders(app, held) == [None, None]
-    assert await drain(app) == 2, "any worker sends them at once"
+    assert await _job_holders(app, held) == {held[0].delivery_id: None}, "the first, handed back"
+    assert await drain(app) == 2, "any worker sends them at once, in order"

@@ -11,6 +11,8 @@ from app import errors as e
 from app.admin import service
 from app.admin.schemas import (
     OFFER_ID_PATTERN,
+    AppAnswer,
+    AppConfig,
     CustomerAnswer,
     CustomerCreate,
     Environment,
@@ -24,12 +26,15 @@ from app.admin.schemas import (
     PublisherTokenList,
     StoreKit2Answer,
     StoreKit2Config,
+    StoreKit2Overview,
     TokenAnswer,
 )
 from app.api.auth import MAX_ID, Admin, PublisherAccess, PublisherIdPath, issue_customer_jwt
 from app.api.deps import Ctx, Tx
 from app.api.openapi import error_responses
 from app.db import Row
+from app.enums import Ownership
+from app.schemas import BUNDLE_ID_PATTERN
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -37,13 +42,15 @@ WITH_BODY = error_responses(e.InvalidBody, e.InvalidPathParameters, e.NotFound)
 WITHOUT_BODY = error_responses(e.InvalidPathParameters, e.NotFound)
 
 OfferIdPath = Annotated[str, Path(alias="offerId", pattern=OFFER_ID_PATTERN)]
+BundleIdPath = Annotated[str, Path(alias="bundleId", pattern=BUNDLE_ID_PATTERN, max_length=155)]
 CustomerIdPath = Annotated[int, Path(alias="customerId", ge=1, le=MAX_ID)]
 TokenIdPath = Annotated[UUID, Path(alias="tokenId")]
 # An answer that carries a secret is never kept by a cache on the way (OWASP API8).
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _storekit2_answer(row: Row) -> StoreKit2Answer:
+def _storekit2_answer(row: Row, ownership: Ownership) -> StoreKit2Answer:
+    """An app just put: the integration is on."""
     return StoreKit2Answer(
         publisher_id=row["publisher_id"],
         bundle_id=row["bundle_id"],
@@ -51,8 +58,21 @@ def _storekit2_answer(row: Row) -> StoreKit2Answer:
         issuer_id=row["issuer_id"],
         key_id=row["key_id"],
         environment=cast(Environment, row["environment"]),
-        active=row["active"],
+        active=True,
+        ownership=ownership,
+        created_at=row["created_at"],
         updated_at=row["updated_at"],
+    )
+
+
+def _app_answer(row: Row) -> AppAnswer:
+    return AppAnswer(
+        bundle_id=row["bundle_id"],
+        app_apple_id=row["app_apple_id"],
+        issuer_id=row["issuer_id"],
+        key_id=row["key_id"],
+        environment=cast(Environment, row["environment"]),
+        created_at=row["created_at"],
     )
 
 
@@ -61,6 +81,7 @@ def _customer_answer(row: Row) -> CustomerAnswer:
         customer_id=row["id"],
         email=row["email"],
         external_id=row["external_id"],
+        app_account_token=row["app_account_token"],
         created_at=row["created_at"],
     )
 
@@ -134,6 +155,7 @@ async def revoke_token(
 @router.put(
     "/publishers/{publisherId}/storekit2",
     operation_id="putStoreKit2Integration",
+    summary="Add or replace the app of the body's bundleId",
     responses=WITH_BODY,
 )
 async def put_storekit2(
@@ -141,33 +163,70 @@ async def put_storekit2(
     body: StoreKit2Config,
     _: PublisherAccess,
     context: Ctx,
+    tx: Tx,
 ) -> StoreKit2Answer:
-    # One upsert: the same request twice is the same state, so it may be repeated.
-    row = await service.put_storekit2(context.db.retrying, context.secrets, publisher_id, body)
-    return _storekit2_answer(row)
+    row, ownership = await service.put_app(tx, context.secrets, publisher_id, body.bundle_id, body)
+    return _storekit2_answer(row, ownership)
+
+
+@router.put(
+    "/publishers/{publisherId}/storekit2/apps/{bundleId}",
+    operation_id="putStoreKit2App",
+    summary="Add or replace one app",
+    responses=WITH_BODY,
+)
+async def put_app(
+    publisher_id: PublisherIdPath,
+    bundle_id: BundleIdPath,
+    body: AppConfig,
+    _: PublisherAccess,
+    context: Ctx,
+    tx: Tx,
+) -> StoreKit2Answer:
+    row, ownership = await service.put_app(tx, context.secrets, publisher_id, bundle_id, body)
+    return _storekit2_answer(row, ownership)
 
 
 @router.get(
     "/publishers/{publisherId}/storekit2",
     operation_id="getStoreKit2Integration",
+    summary="The integration and its apps",
     responses=WITHOUT_BODY,
 )
 async def get_storekit2(
-    publisher_id: PublisherIdPath, _: PublisherAccess, context: Ctx
-) -> StoreKit2Answer:
-    return _storekit2_answer(await service.get_storekit2(context.db, publisher_id))
+    publisher_id: PublisherIdPath, _: PublisherAccess, tx: Tx
+) -> StoreKit2Overview:
+    found = await service.get_storekit2(tx, publisher_id)
+    apps = [_app_answer(row) for row in found.apps]
+    return StoreKit2Overview(active=found.active, ownership=found.ownership, apps=apps)
 
 
 @router.delete(
     "/publishers/{publisherId}/storekit2",
     status_code=status.HTTP_204_NO_CONTENT,
     operation_id="deactivateStoreKit2Integration",
+    summary="Remove every app: the integration is off",
     responses=WITHOUT_BODY,
 )
 async def delete_storekit2(
     publisher_id: PublisherIdPath, _: PublisherAccess, context: Ctx
 ) -> Response:
-    await service.deactivate_storekit2(context.db.retrying, publisher_id)
+    # One statement, the same state however often it runs: it may be repeated.
+    await service.remove_storekit2(context.db.retrying, publisher_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/publishers/{publisherId}/storekit2/apps/{bundleId}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="deleteStoreKit2App",
+    summary="Remove one app; the last one leaves the integration off",
+    responses=WITHOUT_BODY,
+)
+async def delete_app(
+    publisher_id: PublisherIdPath, bundle_id: BundleIdPath, _: PublisherAccess, tx: Tx
+) -> Response:
+    await service.remove_app(tx, publisher_id, bundle_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -231,7 +290,10 @@ async def create_customer_token(
     context: Ctx,
     response: Response,
 ) -> TokenAnswer:
-    await service.get_customer(context.db, publisher_id, customer_id)
-    token, expires = issue_customer_jwt(context, publisher_id, customer_id, context.clock.now())
+    customer = await service.get_customer(context.db, publisher_id, customer_id)
+    account = customer["app_account_token"]
+    token, expires = issue_customer_jwt(
+        context, publisher_id, customer_id, context.clock.now(), account
+    )
     response.headers.update(NO_STORE)
     return TokenAnswer(jwt=token, expires_at=expires)

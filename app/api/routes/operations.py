@@ -32,7 +32,7 @@ async def readyz(context: Ctx) -> JSONResponse:
         if not is_database_outage(exc):
             raise
         error = errors.ServiceUnavailable()
-        return JSONResponse(error.body(), status_code=error.status)
+        return JSONResponse(error.body(), status_code=error.status, headers=error.headers())
     return JSONResponse({"status": "ready"})
 
 

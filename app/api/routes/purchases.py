@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Header, Path, status
+from fastapi import APIRouter, Header, Path, status
 
 from app import errors as e
 from app.api.auth import PublisherOrCustomer
-from app.api.deps import Ctx, Tx
+from app.api.deps import Ctx
 from app.api.openapi import error_responses
 from app.enums import SyncStatus
 from app.purchases import service
@@ -30,7 +30,11 @@ SyncIdPath = Annotated[str, Path(alias="synchronizationId", min_length=1, max_le
     operation_id="registerPurchase",
     summary="Register a StoreKit 2 purchase",
     responses=error_responses(
-        e.InvalidBody, e.SyncInProgress, e.CustomerNotFound, e.IntegrationNotActive
+        e.InvalidBody,
+        e.SyncInProgress,
+        e.CustomerNotFound,
+        e.TooManyRequests,
+        e.IntegrationNotActive,
     ),
 )
 async def register_purchase(
@@ -40,7 +44,11 @@ async def register_purchase(
     correlation_id: CorrelationId = None,
 ) -> Accepted:
     now = context.clock.now()
-    sync_id = await service.register(context.db, caller, body, correlation_id, now)
+    try:
+        sync_id = await service.register(context.db, caller, body, correlation_id, now)
+    except e.CleengError as error:  # a 422 counts toward a customer token's limit
+        await service.failed(context.db, caller, error, now)
+        raise
     context.waker.poke()  # committed: the 202 below is a promise kept
     return Accepted(synchronization_id=sync_id)
 
@@ -55,6 +63,7 @@ async def register_purchase(
         e.TransferInProgress,
         e.CustomerNotFound,
         e.PurchaseNotFound,
+        e.TooManyRequests,
         e.IntegrationNotActive,
     ),
 )
@@ -62,13 +71,16 @@ async def transfer_purchase(
     body: PurchaseRequest,
     caller: PublisherOrCustomer,
     context: Ctx,
-    tx: Tx,
-    after: BackgroundTasks,
     correlation_id: CorrelationId = None,
 ) -> Accepted:
     now = context.clock.now()
-    sync_id = await service.transfer(tx, caller, body, correlation_id, now)
-    after.add_task(context.waker.poke)  # after the commit, which comes before the answer
+    try:
+        async with context.db.transaction() as tx:
+            sync_id = await service.transfer(tx, caller, body, correlation_id, now)
+    except e.CleengError as error:  # a 422 counts toward a customer token's limit: once the
+        await service.failed(context.db, caller, error, now)  # transaction has let go
+        raise
+    context.waker.poke()  # committed: the 202 below is a promise kept
     return Accepted(synchronization_id=sync_id)
 
 

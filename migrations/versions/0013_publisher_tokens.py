@@ -1,8 +1,8 @@
 """Publisher tokens of their own: any number per publisher, each revocable, with when it was made
 and last used. Each publisher's one token moves here unchanged, so it keeps working.
 
-Revision ID: 0010
-Revises: 0008
+Revision ID: 0013
+Revises: 0012
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0008"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
