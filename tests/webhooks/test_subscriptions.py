@@ -55,6 +55,7 @@ async def test_put_answers_the_list_and_shows_generated_secrets_once(
     secret = generated["verification"]["options"]["sharedSecret"]
     assert len(secret) == 32 and secret.replace("-", "").replace("_", "").isalnum()
     assert MY_SECRET not in answer.text
+    assert answer.headers["cache-control"] == "no-store", "no cache on the way keeps the secret"
 
     listed = await client.get("/3.1/webhook_subscriptions", headers=publisher.headers)
     assert listed.status_code == 200
