@@ -7,11 +7,15 @@
 FROM python:3.12-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+# The locked versions first (a layer that changes only with the lock), each checked by its hash.
+COPY requirements.lock ./
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations
-# Editable, so that the package finds migrations/ beside app/ (app/migrate.py) in /src.
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install -e .
+# Editable, so that the package finds migrations/ beside app/ (app/migrate.py) in /src; built with
+# the locked setuptools, nothing fetched.
+RUN /opt/venv/bin/pip install --no-deps --no-build-isolation -e .
 
 FROM python:3.12-slim
 ENV PATH=/opt/venv/bin:$PATH \

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from app.config import load_settings
 from app.db import resolve_database_url
+from app.embedded_postgres import EmbeddedPostgresError
 
 if TYPE_CHECKING:
     from app.rotation import Tally
@@ -72,10 +73,25 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from app.dev.dev import run_dev
     from app.migrate import migrate
 
+    if args.fresh:
+        _set_embedded_database_aside()
     migrate(_database_url())
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     run_dev(host=args.host, port=args.port, sim_port=args.simulator_port)
     return 0
+
+
+def _set_embedded_database_aside() -> None:
+    """`dev --fresh`: move DATA_DIR/postgres aside (never delete it); the next start makes a new one."""
+    from app.embedded_postgres import set_aside
+
+    settings = load_settings()
+    if settings.database_url:
+        print("storekit-sync: --fresh: DATABASE_URL is set, nothing to move", file=sys.stderr)
+        return
+    moved = set_aside(settings.data_dir)
+    if moved is not None:
+        print(f"storekit-sync: moved the old database aside to {moved}", file=sys.stderr)
 
 
 def cmd_demo(_: argparse.Namespace) -> int:
@@ -193,6 +209,11 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--simulator-port", type=int, default=9000)
+    dev.add_argument(
+        "--fresh",
+        action="store_true",
+        help="move DATA_DIR/postgres aside (kept, not deleted) and start with a new database",
+    )
     dev.set_defaults(func=cmd_dev)
 
     demo = commands.add_parser("demo", help="run the whole flow once and show each step")
@@ -230,7 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _exit_on_sigterm()
     func: Callable[[argparse.Namespace], int] = args.func
-    return func(args)
+    try:
+        return func(args)
+    except EmbeddedPostgresError as exc:  # one line that says what to do, no traceback
+        print(f"storekit-sync: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-log = logging.getLogger(__name__)
+from app import embedded_postgres
 
 Row = Mapping[str, Any]
 
@@ -305,55 +304,19 @@ def is_database_outage(exc: BaseException) -> bool:
 
 # The embedded PostgreSQL ------------------------------------------------------------------------
 
-_embedded: dict[Path, Any] = {}
-
 
 def start_embedded(data_dir: Path) -> str:
     """Start (or join) the embedded PostgreSQL in `data_dir/postgres` and return its URL.
 
-    Several processes may call this for one directory: pgserver shares the running server between
-    them under a file lock and stops it when the last of them exits.
+    Several processes may call this for one directory; the last of them to leave stops it
+    (`app.embedded_postgres`).
     """
-    pgdata = (data_dir / "postgres").resolve()
-    if pgdata not in _embedded:
-        pgdata.mkdir(parents=True, exist_ok=True)
-        _embedded[pgdata] = _join_embedded(pgdata)
-        log.info("embedded PostgreSQL running", extra={"fields": {"pgdata": str(pgdata)}})
-    return str(_embedded[pgdata].get_uri())
+    return embedded_postgres.start(data_dir)
 
 
 def stop_embedded() -> None:
     """Leave every embedded server this process joined (the last user stops it) now, not at exit."""
-    while _embedded:
-        _, server = _embedded.popitem()
-        server.cleanup()
-
-
-def _join_embedded(pgdata: Path) -> Any:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        from pgserver import get_server  # type: ignore[attr-defined]  # only when embedded
-
-        server = get_server(pgdata, cleanup_mode="stop")
-    _forget_dead_processes(server)
-    return server
-
-
-def _forget_dead_processes(server: Any) -> None:
-    """pgserver stops the server when its last user exits, counting users by pid in a file.
-
-    A process killed with SIGKILL never removes its pid, which would keep the server running
-    forever after the others exit; drop such pids while holding pgserver's own lock.
-    """
-    import psutil
-
-    with server._lock:
-        pids = server.global_process_id_list.get()
-        alive = [pid for pid in pids if psutil.pid_exists(pid)]
-        if alive != pids:
-            server.global_process_id_list.put(alive)
+    embedded_postgres.stop()
 
 
 def resolve_database_url(database_url: str | None, data_dir: Path) -> str:

@@ -50,6 +50,10 @@ APPLE_NOTIFICATIONS_OUT_OF_DATE = Counter(
 APPLE_CALLS = Counter(
     "storekit_apple_calls_total", "Calls to the App Store Server API", ["operation", "outcome"]
 )
+APPLE_WAITS = Counter(
+    "storekit_apple_budget_waits_total",
+    "Syncs that waited for Apple's budget (spent, or a 429's pause) instead of calling",
+)
 APPLE_LATENCY = Histogram(
     "storekit_apple_call_duration_seconds",
     "Time of one call to the App Store Server API",

@@ -483,3 +483,33 @@ class WebhookDeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+class AppleBudget(Base):
+    """Calls to Apple's API used in the current window, per app, environment and endpoint: Apple's
+    rate limits, shared by every process (`app.apple.budget`)."""
+
+    __tablename__ = "apple_budgets"
+
+    publisher_id: Mapped[int] = mapped_column(
+        ForeignKey("publishers.id", ondelete="CASCADE"), primary_key=True
+    )
+    bundle_id: Mapped[str] = mapped_column(String(155), primary_key=True)
+    environment: Mapped[str] = mapped_column(String(16), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(32), primary_key=True)
+    window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used: Mapped[int] = mapped_column(Integer)
+    used_background: Mapped[int] = mapped_column(Integer)
+
+
+class ApplePause(Base):
+    """An app Apple answered 429: none of its calls until `until` (its Retry-After)."""
+
+    __tablename__ = "apple_pauses"
+
+    publisher_id: Mapped[int] = mapped_column(
+        ForeignKey("publishers.id", ondelete="CASCADE"), primary_key=True
+    )
+    bundle_id: Mapped[str] = mapped_column(String(155), primary_key=True)
+    environment: Mapped[str] = mapped_column(String(16), primary_key=True)
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))

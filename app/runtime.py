@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from app.admin.tokens import PublisherTokens
+from app.apple.budget import Budget
 from app.apple.gateway import AppleGateway
 from app.clock import Clock, SystemClock
 from app.config import Settings
@@ -87,7 +88,7 @@ async def build_context(
         signing_key=load_signing_key(
             settings.jwt_private_key, settings.data_dir, settings.jwt_private_key_previous
         ),
-        apple=AppleGateway(settings),
+        apple=AppleGateway(settings, Budget(settings, db, clock)),
         webhooks=WebhookSender(settings, secrets, db, clock, waker.poke),
         waker=waker,
         foreground=foreground or Foreground(),

@@ -45,7 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.option.basetemp is None:
         root = tempfile.mkdtemp(prefix="storekit-sync-tests-")
         config.option.basetemp = root
-        # Registered before pgserver's own exit handler, so it runs after the server has stopped.
+        # Registered before the embedded server's exit handler, so it runs after the server stops.
         atexit.register(shutil.rmtree, root, ignore_errors=True)
 
 

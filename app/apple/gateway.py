@@ -14,6 +14,7 @@ import httpx
 from appstoreserverlibrary.models.Environment import Environment
 from appstoreserverlibrary.signed_data_verifier import SignedDataVerifier
 
+from app.apple.budget import Budget
 from app.apple.cache import VersionedLru
 from app.apple.library import AppleClient, Credentials, make_verifier
 from app.apple.verifier import load_root_certificates
@@ -96,8 +97,8 @@ class AppleGateway:
     one verifier likewise. At most `cache_size` of each: the least recently used goes first, and
     a client dropped (or replaced after a change of its app) has its own HTTP pool closed."""
 
-    def __init__(self, settings: Settings, cache_size: int = CACHED_APPS) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, budget: Budget, cache_size: int = CACHED_APPS) -> None:
+        self.settings, self.budget = settings, budget
         self.roots = load_root_certificates(settings.apple_root_certificates)
         self.http = httpx.AsyncClient(
             timeout=APPLE_TIMEOUT,

@@ -12,9 +12,9 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
@@ -30,8 +30,9 @@ from appstoreserverlibrary.signed_data_verifier import (
     VerificationStatus,
 )
 
+from app.apple.budget import OverBudget
 from app.apple.gateway import AppleApp, AppleGateway
-from app.apple.library import Throttled
+from app.apple.library import AppleClient, Throttled
 from app.apple.verifier import millis_to_datetime
 from app.enums import SyncResult
 from app.metrics import APPLE_CALLS, APPLE_LATENCY
@@ -44,6 +45,7 @@ INVALID = SyncResult.INVALID_TRANSACTION
 UNAVAILABLE = SyncResult.APPLE_UNAVAILABLE
 RETRYABLE_CODES = {4040002, 4040004, 4040006, 5000001}
 NOT_FOUND_CODES = {4040010, 4000006, 4040005}
+RETRY_AFTER_DEFAULT = 60.0  # seconds, for a 429 without a usable Retry-After
 
 
 class AppleTransient(Exception):
@@ -148,13 +150,28 @@ def pick_verifier(gateway: AppleGateway, app: AppleApp, signed: str) -> SignedDa
     return gateway.verifier(app, environment)
 
 
-async def _call(operation: str, coroutine: Any) -> Any:
+async def call(
+    gateway: AppleGateway,
+    app: AppleApp,
+    environment: Environment,
+    operation: str,
+    request: Callable[[AppleClient], Awaitable[T]],
+    *,
+    background: bool = False,
+) -> T:
+    """One call to Apple's API within its budget (`OverBudget` when there is none now), its
+    failures classified: `AppleTransient`, `AppleFinal`; a 429 pauses the app everywhere."""
+    env = environment.value
+    await gateway.budget.take(app.publisher_id, app.bundle_id, env, operation, background)
     started, outcome = time.perf_counter(), "ok"
     try:
-        return await coroutine
+        return await request(gateway.client(app, environment))
     except Throttled as exc:
         outcome = "429"
-        raise AppleTransient(str(exc), parse_retry_after(exc.retry_after)) from exc
+        wait = parse_retry_after(exc.retry_after) or RETRY_AFTER_DEFAULT
+        until = datetime.now(UTC) + timedelta(seconds=wait)
+        await gateway.budget.pause(app.publisher_id, app.bundle_id, env, until)
+        raise OverBudget(until, "Apple's rate limit (429)") from exc
     except APIException as exc:
         outcome = str(exc.raw_api_error or exc.http_status_code)
         raise classify(exc) from exc
@@ -230,14 +247,24 @@ async def _fetch_in(
     answers only if Apple knows it, and carries the subscription's latest transaction and renewal
     info, each verified. Only when the transaction is none of its subscriptions' (a one-time
     purchase; a renewal that is no longer the latest) is Get Transaction Info asked too."""
-    client = gateway.client(app, environment)
-    statuses = client.get_all_subscription_statuses(transaction_id)
-    response: StatusResponse = await _call("get_all_subscription_statuses", statuses)
+    response: StatusResponse = await call(
+        gateway,
+        app,
+        environment,
+        "get_all_subscription_statuses",
+        lambda client: client.get_all_subscription_statuses(transaction_id),
+    )
     item = _subscription_of(response, transaction_id)
     if item is not None:
         return await _merge_status(gateway, app, transaction_id, item, None)
-    info = client.get_transaction_info(transaction_id)
-    signed = str((await _call("get_transaction_info", info)).signedTransactionInfo)
+    info = await call(
+        gateway,
+        app,
+        environment,
+        "get_transaction_info",
+        lambda client: client.get_transaction_info(transaction_id),
+    )
+    signed = str(info.signedTransactionInfo)
     verifier = pick_verifier(gateway, app, signed)
     transaction = await verify(
         gateway, lambda: verifier.verify_and_decode_signed_transaction(signed)

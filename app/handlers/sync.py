@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from app.apple.budget import OverBudget
 from app.apple.gateway import AppleApp
 from app.apple.transactions import AppleFinal, ApplePurchase, AppleTransient, find_purchase
 from app.context import Context
@@ -24,7 +25,7 @@ from app.enums import SyncStatus
 from app.jobs import queue
 from app.jobs.queue import ClaimedJob
 from app.logs import sync_id_var
-from app.metrics import SYNC_RESULTS
+from app.metrics import APPLE_WAITS, SYNC_RESULTS
 from app.notifications import service as notifications
 from app.purchases import repository, service
 from app.purchases.repository import Sync
@@ -63,7 +64,12 @@ async def run_sync(context: Context, ref: SyncRef) -> None:
     if not loaded or loaded[0]["status"] == SyncStatus.FINALIZED:
         await queue.complete(context.db, ref.job_id)
         return
-    fetched = await _ask_apple(context, loaded)
+    try:
+        fetched = await _ask_apple(context, loaded)
+    except OverBudget as wait:  # not a failure: the sync stays as it is, its job waits
+        await queue.reschedule(context.db, ref.job_id, wait.until, f"waiting: {wait}")
+        APPLE_WAITS.inc()
+        return
     held = await _finalize(context, ref, fetched)
     await context.webhooks.deliver_held(held)
 
@@ -85,6 +91,8 @@ async def _ask_apple(context: Context, loaded: Sequence[Row]) -> Fetched:
         return await find_purchase(context.apple, apps, str(first["transaction_id"]))
     except (AppleTransient, AppleFinal) as exc:
         return exc
+    except OverBudget:
+        raise
     except Exception as exc:  # anything else counts against the schedule too: never stuck
         log.exception("unexpected error while asking Apple")
         return AppleTransient(f"unexpected error: {type(exc).__name__}")

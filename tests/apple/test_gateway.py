@@ -9,7 +9,7 @@ from appstoreserverlibrary.models.Environment import Environment
 
 from app.apple.gateway import AppleApp, AppleGateway
 from app.apple.library import AppleClient
-from app.config import Settings
+from app.context import Context
 from tests.helpers.keys import p256_pem
 
 KEY = p256_pem()
@@ -28,9 +28,9 @@ def _closed(client: AppleClient) -> bool:
 
 
 async def test_a_client_is_reused_until_its_app_changes_then_the_old_one_is_closed(
-    settings: Settings,
+    context: Context,
 ) -> None:
-    gateway = AppleGateway(settings)
+    gateway = AppleGateway(context.settings, context.apple.budget)
     try:
         first = gateway.client(_app(1), Environment.SANDBOX)
         assert gateway.client(_app(1), Environment.SANDBOX) is first
@@ -48,9 +48,9 @@ async def test_a_client_is_reused_until_its_app_changes_then_the_old_one_is_clos
 
 
 async def test_clients_and_verifiers_are_bounded_the_least_recently_used_going_first(
-    settings: Settings,
+    context: Context,
 ) -> None:
-    gateway = AppleGateway(settings, cache_size=3)
+    gateway = AppleGateway(context.settings, context.apple.budget, cache_size=3)
     try:
         clients = [gateway.client(_app(p), Environment.SANDBOX) for p in range(1, 4)]
         assert gateway.client(_app(1), Environment.SANDBOX) is clients[0]  # used again: kept
