@@ -174,10 +174,12 @@ class PublisherTokens:
             self.connections += 1
             if self.connections > 1:
                 log.info("publisher-token listener back")
-            while True:
+            while not self._closed:
                 await asyncio.sleep(self.ping_seconds)
                 sent = self._monotonic()
-                await asyncio.wait_for(connection.fetchval("SELECT 1"), PING_TIMEOUT)
+                # asyncpg's own timeout: asyncio.wait_for (before Python 3.12) may swallow the
+                # cancellation that stops this task when it coincides with the answer.
+                await connection.fetchval("SELECT 1", timeout=PING_TIMEOUT)
                 self._confirmed = sent
         finally:
             self._lost()
