@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from app.config import load_settings
 from app.db import resolve_database_url
+from app.dev.guard import DevRefused
 from app.embedded_postgres import EmbeddedPostgresError
 
 if TYPE_CHECKING:
@@ -71,13 +72,22 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     from app.dev.dev import run_dev
+    from app.dev.guard import claim_port, hold_data_dir
     from app.migrate import migrate
 
+    # Claimed before anything starts: DATA_DIR for this dev alone (held until the process ends)
+    # and both ports, so that a refusal is one line and leaves nothing behind.
+    held = hold_data_dir(load_settings().data_dir)
+    listening = claim_port(args.host, args.port, "--port")
+    claim_port("127.0.0.1", args.simulator_port, "--simulator-port").close()
     if args.fresh:
         _set_embedded_database_aside()
     migrate(_database_url())
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    run_dev(host=args.host, port=args.port, sim_port=args.simulator_port)
+    try:
+        run_dev(listening, sim_port=args.simulator_port)
+    finally:
+        held.close()
     return 0
 
 
@@ -253,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except EmbeddedPostgresError as exc:  # one line that says what to do, no traceback
+    except (EmbeddedPostgresError, DevRefused) as exc:  # one line that says what to do
         print(f"storekit-sync: {exc}", file=sys.stderr)
         return 1
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.activity.tally import Tally
 from app.admin.tokens import PublisherTokens
 from app.apple.gateway import AppleGateway
 from app.clock import Clock
@@ -17,6 +18,7 @@ from app.db import Database
 from app.jobs.worker import Foreground, Waker
 from app.metrics import AtMostEvery
 from app.security import SecretBox, SigningKey
+from app.sessions import SessionSigner, SignInLimiter
 from app.webhooks.delivery import WebhookSender
 
 
@@ -33,3 +35,6 @@ class Context:
     foreground: Foreground
     tokens: PublisherTokens
     gauges: AtMostEvery  # when /metrics last read the database's gauges
+    activity: Tally
+    sessions: SessionSigner
+    sign_ins: SignInLimiter

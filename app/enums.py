@@ -102,6 +102,15 @@ class Topic(StrEnum):
     SUBSCRIPTION_AUTO_RENEW_CHANGED = "subscriptionAutoRenewChanged"
 
 
+class ActivityMetric(StrEnum):
+    """What `activity_minutes` counts per publisher and minute, for the console's charts."""
+
+    SYNC = "sync"  # label: the result of a finalized sync
+    APPLE = "apple"  # label: "<operation> <outcome>" of a call to Apple
+    WEBHOOK = "webhook"  # label: a delivery attempt's outcome (2xx, 4xx, 5xx, error)
+    QUEUE = "queue"  # a gauge, label the job kind: the due jobs, the oldest one's age (highest)
+
+
 class ProductType(StrEnum):
     """Apple's `type` of an in-app purchase, as it signs it."""
 

@@ -13,6 +13,7 @@ from app.api.openapi import install as install_openapi
 from app.api.routes import admin, entitlements, notifications, operations, purchases, webhooks
 from app.clock import Clock
 from app.config import Settings, get_settings
+from app.console.router import router as console
 from app.jobs.worker import Foreground
 from app.logs import configure_logging
 from app.runtime import Runtime
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         purchases.router,
         entitlements.router,
         notifications.router,
+        console,
     ):
         app.include_router(router)
     return app

@@ -209,11 +209,17 @@ class Synchronization(Base):
                 f"status <> '{SyncStatus.FINALIZED}' AND purchase_key IS NOT NULL"
             ),
         ),
+        # Lookups lead with what they look up (migrations 0007, 0014): a transaction (the
+        # register's check, the console's search), a customer's and a purchase's syncs.
+        Index("ix_synchronizations_transaction", "transaction_id", "publisher_id"),
+        Index("ix_synchronizations_customer", "customer_id", "publisher_id", "created_at"),
+        # Finalized ones only (a sync learns its purchase when it finalizes): a predicate that the
+        # register's lookup of resolved syncs does not imply, so that it is never a candidate.
         Index(
-            "ix_synchronizations_resolved",
+            "ix_synchronizations_purchase",
+            "original_transaction_id",
             "publisher_id",
-            "transaction_id",
-            postgresql_where=text("original_transaction_id IS NOT NULL"),
+            postgresql_where=text(f"status = '{SyncStatus.FINALIZED}'"),
         ),
         CheckConstraint(
             f"caller IN {sql_in(CallerKind.PUBLISHER, CallerKind.CUSTOMER)}", name="caller"
@@ -246,6 +252,8 @@ class Synchronization(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # What Apple signed about the purchase, verified and decoded (never the JWS), at finalize.
+    apple_data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class Subscription(Base):
@@ -337,7 +345,21 @@ class WebhookEvent(Base):
     """An event for a publisher's webhooks, written in the transaction that caused it."""
 
     __tablename__ = "webhook_events"
-    __table_args__ = (Index("ix_webhook_events_publisher", "publisher_id", "id"),)
+    __table_args__ = (
+        Index("ix_webhook_events_publisher", "publisher_id", "id"),
+        # A sync's events, and a subscription's (a notification's events name no sync).
+        Index(
+            "ix_webhook_events_sync",
+            "synchronization_id",
+            postgresql_where=text("synchronization_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_webhook_events_subscription",
+            text("(payload ->> 'subscriptionId')"),
+            "publisher_id",
+            postgresql_where=text("(payload ->> 'subscriptionId') IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     publisher_id: Mapped[int] = mapped_column(ForeignKey("publishers.id", ondelete="CASCADE"))
@@ -513,3 +535,21 @@ class ApplePause(Base):
     bundle_id: Mapped[str] = mapped_column(String(155), primary_key=True)
     environment: Mapped[str] = mapped_column(String(16), primary_key=True)
     until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ActivityMinute(Base):
+    """What the service did in one minute, for one publisher (0: every publisher), counted by the
+    processes that did it (`app.activity`): syncs by result, Apple calls and webhook attempts by
+    outcome, and the queue's depth and age (the highest sampled)."""
+
+    __tablename__ = "activity_minutes"
+    # BRIN: tiny, for the pruning of old minutes (rows come in minute order); never a candidate
+    # for the charts' reads, which the primary key serves.
+    __table_args__ = (Index("ix_activity_minutes_minute", "minute", postgresql_using="brin"),)
+
+    publisher_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(16), primary_key=True)
+    label: Mapped[str] = mapped_column(String(96), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    total_ms: Mapped[int] = mapped_column(BigInteger)

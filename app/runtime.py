@@ -8,12 +8,15 @@ bound to its handler here, where the runtime is assembled, not in `app.jobs`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from app.activity.flush import flush as flush_activity
+from app.activity.tally import Tally
 from app.admin.tokens import PublisherTokens
 from app.apple.budget import Budget
 from app.apple.gateway import AppleGateway
@@ -30,9 +33,13 @@ from app.jobs import queue
 from app.jobs.worker import Foreground, Handler, Waker, Worker
 from app.metrics import GAUGES_EVERY, AtMostEvery
 from app.security import SecretBox, load_secret_key, load_signing_key
+from app.sessions import SessionSigner, SignInLimiter
 from app.webhooks.delivery import WebhookSender
 
 log = logging.getLogger(__name__)
+
+ACTIVITY_FLUSH_SECONDS = 5.0  # how often this process adds its counts to `activity_minutes`
+LAST_FLUSH_TIMEOUT = 3.0  # the flush of a stopping process: no longer than this
 
 
 def job_handlers(context: Context) -> dict[str, Handler]:
@@ -80,6 +87,7 @@ async def build_context(
     key = load_secret_key(settings.secret_key, settings.data_dir)
     secrets = SecretBox(key, settings.secret_key_previous)
     waker = Waker(db)
+    activity = Tally(clock)
     return Context(
         settings=settings,
         clock=clock,
@@ -88,12 +96,15 @@ async def build_context(
         signing_key=load_signing_key(
             settings.jwt_private_key, settings.data_dir, settings.jwt_private_key_previous
         ),
-        apple=AppleGateway(settings, Budget(settings, db, clock)),
-        webhooks=WebhookSender(settings, secrets, db, clock, waker.poke),
+        apple=AppleGateway(settings, Budget(settings, db, clock), activity),
+        webhooks=WebhookSender(settings, secrets, db, clock, waker.poke, activity),
         waker=waker,
         foreground=foreground or Foreground(),
         tokens=PublisherTokens(db, clock),
         gauges=AtMostEvery(GAUGES_EVERY, clock),
+        activity=activity,
+        sessions=SessionSigner(key),
+        sign_ins=SignInLimiter(),
     )
 
 
@@ -105,12 +116,27 @@ async def close_context(context: Context) -> None:
     await context.db.close()
 
 
+async def _flush_activity(context: Context) -> None:
+    try:
+        await flush_activity(context.db, context.activity, context.clock.now())
+    except Exception as exc:  # kept for the next flush; the charts can wait
+        log.warning("activity not recorded: %s", type(exc).__name__)
+
+
+async def _record_activity(context: Context) -> None:
+    """This process's counts into `activity_minutes`, every few seconds, until cancelled."""
+    while True:
+        await asyncio.sleep(ACTIVITY_FLUSH_SECONDS)
+        await _flush_activity(context)
+
+
 class Runtime:
-    """A started process: its context, and its worker when it runs one."""
+    """A started process: its context, its worker when it runs one, its activity recorder."""
 
     def __init__(self, context: Context, worker: Worker | None) -> None:
         self.context, self.worker = context, worker
         self._task = asyncio.create_task(worker.run()) if worker is not None else None
+        self._recorder = asyncio.create_task(_record_activity(context))
 
     @classmethod
     @asynccontextmanager
@@ -131,6 +157,7 @@ class Runtime:
             yield runtime
         finally:
             await runtime._stop_worker()
+            await runtime._stop_recording()
             await close_context(context)
 
     async def wait(self) -> None:
@@ -141,6 +168,14 @@ class Runtime:
     def stop_worker(self) -> None:
         if self.worker is not None:
             self.worker.stop()
+
+    async def _stop_recording(self) -> None:
+        """The recorder stopped, and what it had not written yet written now, briefly."""
+        self._recorder.cancel()
+        await asyncio.gather(self._recorder, return_exceptions=True)
+        if len(self.context.activity):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_flush_activity(self.context), LAST_FLUSH_TIMEOUT)
 
     async def _stop_worker(self) -> None:
         if self.worker is not None and self._task is not None:

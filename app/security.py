@@ -89,6 +89,12 @@ def _hkdf(secret_key: str, info: str, length: int) -> bytes:
     return kdf.derive(secret_key.encode())
 
 
+def derived_key(secret_key: str, purpose: str) -> bytes:
+    """A 256-bit key of SECRET_KEY's for one purpose (HKDF-SHA256): no other purpose's key, and
+    SECRET_KEY itself, can be learnt from it."""
+    return _hkdf(secret_key, f"storekit-sync key: {purpose}", 32)
+
+
 @dataclass(frozen=True)
 class _PurposeKey:
     """One SECRET_KEY's AES-256-GCM key for one purpose, and its short public id."""

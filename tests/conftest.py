@@ -29,6 +29,7 @@ from tests.helpers.api import PublisherRef, make_settings, new_publisher
 from tests.helpers.db import create_database, drop_database
 
 pytest_plugins = (
+    "tests.helpers.browser",
     "tests.helpers.shop",
     "tests.helpers.appstore",
     "tests.helpers.webhooks",

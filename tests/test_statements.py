@@ -17,6 +17,8 @@ from app.purchases.repository import Sync
 from app.subscriptions.model import Subscription
 
 REPOSITORIES = (
+    "app.activity.repository",
+    "app.console.repository",
     "app.admin.repository",
     "app.jobs.queue",
     "app.notifications.repository",

@@ -14,6 +14,7 @@ import httpx
 from appstoreserverlibrary.models.Environment import Environment
 from appstoreserverlibrary.signed_data_verifier import SignedDataVerifier
 
+from app.activity.tally import Tally
 from app.apple.budget import Budget
 from app.apple.cache import VersionedLru
 from app.apple.library import AppleClient, Credentials, make_verifier
@@ -94,11 +95,14 @@ CACHED_APPS = 1000  # clients (and, apart, verifiers) kept: one per app and envi
 
 class AppleGateway:
     """One API client per app and environment, reused while the app stays as it was last changed;
-    one verifier likewise. At most `cache_size` of each: the least recently used goes first, and
-    a client dropped (or replaced after a change of its app) has its own HTTP pool closed."""
+    one verifier likewise; the calls' outcomes counted in `activity`. At most `cache_size` of
+    each: the least recently used goes first, and a client dropped (or replaced after a change of
+    its app) has its own HTTP pool closed."""
 
-    def __init__(self, settings: Settings, budget: Budget, cache_size: int = CACHED_APPS) -> None:
-        self.settings, self.budget = settings, budget
+    def __init__(
+        self, settings: Settings, budget: Budget, activity: Tally, cache_size: int = CACHED_APPS
+    ) -> None:
+        self.settings, self.budget, self.activity = settings, budget, activity
         self.roots = load_root_certificates(settings.apple_root_certificates)
         self.http = httpx.AsyncClient(
             timeout=APPLE_TIMEOUT,

@@ -13,6 +13,9 @@ The library is pinned to the minor version these parts were read from (pyproject
 - `SignedDataVerifier._chain_verifier` and `_ChainVerifier.verify_chain`: with online checks off it
   verifies the whole certificate chain of every payload (about 1.5 ms); here a verified chain is
   remembered (see `CachingChainVerifier`), and the payload's own signature is still checked.
+
+Importing it also puts `app.jws_segments` in place: PyJWT's base64url check of each segment, done
+in C rather than one character at a time (the same inputs refused, three times faster per payload).
 """
 
 from __future__ import annotations
@@ -29,10 +32,14 @@ from appstoreserverlibrary.models.Environment import Environment
 from appstoreserverlibrary.signed_data_verifier import SignedDataVerifier, _ChainVerifier
 from cryptography import x509
 
+from app import jws_segments
+
 LIBRARY_VERSION = "3.1"  # the minor version the parts above were read from
 # The library's bearer tokens expire five minutes after they are signed (Apple allows up to 60).
 TOKEN_REUSE_SECONDS = 240.0
 THROTTLED = 429
+
+jws_segments.install()
 
 
 class Throttled(Exception):

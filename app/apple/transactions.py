@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -34,7 +34,7 @@ from app.apple.budget import OverBudget
 from app.apple.gateway import AppleApp, AppleGateway
 from app.apple.library import AppleClient, Throttled
 from app.apple.verifier import millis_to_datetime
-from app.enums import SyncResult
+from app.enums import ActivityMetric, SyncResult
 from app.metrics import APPLE_CALLS, APPLE_LATENCY
 
 T = TypeVar("T")
@@ -79,6 +79,10 @@ class ApplePurchase:
     latest_transaction_id: str | None = None
     bundle_id: str | None = None  # the app it was bought in
     app_account_token: str | None = None  # the UUID the app passed to StoreKit, if any
+    # What Apple signed, verified and decoded (never the JWS itself): `transaction` (the one asked
+    # about, when Apple returned it by itself), and for a subscription `latestTransaction` (when
+    # another, or the only one returned), `renewalInfo` and `status`.
+    said: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @property
     def latest(self) -> str:
@@ -127,14 +131,20 @@ async def verify(gateway: AppleGateway, call: Callable[[], T]) -> T:
     return _verified(call)
 
 
-def _claimed_environment(signed: str) -> str | None:
-    """The `environment` claim, read without verifying (the verifier checks it afterwards)."""
+def claims_of(signed: str) -> dict[str, Any]:
+    """The claims of a JWS, as JSON: to pick a verifier before verifying, or to keep what a
+    verified one says. Empty when it is no JWS of a JSON object."""
     try:
         payload = signed.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError):
-        return None
-    value = claims.get("environment") if isinstance(claims, dict) else None
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _claimed_environment(signed: str) -> str | None:
+    """The `environment` claim, read without verifying (the verifier checks it afterwards)."""
+    value = claims_of(signed).get("environment")
     return value if isinstance(value, str) else None
 
 
@@ -182,8 +192,11 @@ async def call(
         outcome = type(exc).__name__
         raise AppleTransient(f"unexpected answer from Apple: {type(exc).__name__}") from exc
     finally:
+        elapsed = time.perf_counter() - started
         APPLE_CALLS.labels(operation, outcome).inc()
-        APPLE_LATENCY.labels(operation).observe(time.perf_counter() - started)
+        APPLE_LATENCY.labels(operation).observe(elapsed)
+        label = f"{operation} {outcome}"
+        gateway.activity.count(app.publisher_id, ActivityMetric.APPLE, label, int(elapsed * 1000))
 
 
 def refused(exc: AppleFinal) -> bool:
@@ -197,8 +210,8 @@ def _in_trial(transaction: JWSTransactionDecodedPayload) -> bool:
     return transaction.rawOfferType == 1 and discount in (None, "FREE_TRIAL")
 
 
-def _facts(transaction: JWSTransactionDecodedPayload) -> ApplePurchase:
-    """What a verified transaction says of its purchase."""
+def _facts(transaction: JWSTransactionDecodedPayload, signed: str) -> ApplePurchase:
+    """What a verified transaction (and its JWS) says of its purchase."""
     return ApplePurchase(
         transaction_id=str(transaction.transactionId),
         original_transaction_id=str(transaction.originalTransactionId),
@@ -211,13 +224,16 @@ def _facts(transaction: JWSTransactionDecodedPayload) -> ApplePurchase:
         signed_at=millis_to_datetime(transaction.signedDate),
         bundle_id=None if transaction.bundleId is None else str(transaction.bundleId),
         app_account_token=_text(transaction.appAccountToken),
+        said={"transaction": claims_of(signed)},
     )
 
 
-def _purchase(transaction: JWSTransactionDecodedPayload, requested: str) -> ApplePurchase:
+def _purchase(
+    transaction: JWSTransactionDecodedPayload, requested: str, signed: str
+) -> ApplePurchase:
     if str(transaction.transactionId) != requested:
         raise AppleFinal(INVALID, "Apple signed another transaction than the one asked for")
-    return _facts(transaction)
+    return _facts(transaction, signed)
 
 
 def _text(value: object) -> str | None:
@@ -257,19 +273,19 @@ async def _fetch_in(
     item = _subscription_of(response, transaction_id)
     if item is not None:
         return await _merge_status(gateway, app, transaction_id, item, None)
-    info = await call(
+    answer = await call(
         gateway,
         app,
         environment,
         "get_transaction_info",
         lambda client: client.get_transaction_info(transaction_id),
     )
-    signed = str(info.signedTransactionInfo)
+    signed = str(answer.signedTransactionInfo)
     verifier = pick_verifier(gateway, app, signed)
     transaction = await verify(
         gateway, lambda: verifier.verify_and_decode_signed_transaction(signed)
     )
-    purchase = _purchase(transaction, transaction_id)
+    purchase = _purchase(transaction, transaction_id, signed)
     original = purchase.original_transaction_id
     for candidate in _items(response):
         if str(candidate.originalTransactionId) == original:
@@ -322,7 +338,7 @@ async def _latest(
         decoded = await verify(
             gateway, lambda: verifier.verify_and_decode_signed_transaction(signed_transaction)
         )
-        latest = _facts(decoded)
+        latest = _facts(decoded, signed_transaction)
     renewal: JWSRenewalInfoDecodedPayload | None = None
     if signed_renewal:
         renewal = await verify(
@@ -361,7 +377,31 @@ async def _merge_status(
         latest_transaction_id=latest.transaction_id,
         bundle_id=asked.bundle_id or latest.bundle_id,
         app_account_token=asked.app_account_token or latest.app_account_token,
+        said=_said(transaction_id, latest, known, item),
     )
+
+
+def _said(
+    transaction_id: str, latest: ApplePurchase, known: tuple[str, ApplePurchase] | None, item: Any
+) -> dict[str, Any]:
+    """What Apple signed about the purchase, every part verified already: the transaction asked
+    about when Apple returned it, the latest one when another (or when only it came back), the
+    renewal info and Apple's status of the subscription."""
+    said: dict[str, Any] = {}
+    latest_claims = (latest.said or {}).get("transaction", {})
+    if known is not None:
+        said["transaction"] = (known[1].said or {}).get("transaction", {})
+        if known[0] != str(item.signedTransactionInfo):
+            said["latestTransaction"] = latest_claims
+    elif latest.transaction_id == transaction_id:
+        said["transaction"] = latest_claims
+    else:
+        said["latestTransaction"] = latest_claims
+    if item.signedRenewalInfo:
+        said["renewalInfo"] = claims_of(str(item.signedRenewalInfo))
+    if item.rawStatus is not None:
+        said["status"] = item.rawStatus
+    return said
 
 
 def _millis(moment: datetime | None) -> int | None:

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import secrets
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.config import Settings, load_settings
+from app.dev.guard import claim_port
 from app.enums import Topic
 from app.simulator.certs import load_or_create_chain
 from app.simulator.server import BackgroundServer, SimulatorServer
@@ -131,7 +133,11 @@ def start_world(sim_port: int = 9000, receiver_port: int = 0) -> DevWorld:
     # transaction ids past the last run's, so that a new purchase never reuses an old id.
     first_id = 2_000_000_000_000_000 + int(time.time() * 1000) * 100
     state = SimulatorState(load_or_create_chain(cert_dir), first_transaction_id=first_id)
-    simulator = SimulatorServer(state, port=sim_port)
+    try:
+        simulator = SimulatorServer(state, port=sim_port)
+    except OSError:  # taken since dev checked it
+        claim_port("127.0.0.1", sim_port, "--simulator-port").close()
+        raise
     holder: dict[str, str] = {"secret": ""}
     deliveries: list[dict[str, Any]] = []
     receiver = BackgroundServer(receiver_app(holder, deliveries), port=receiver_port)
@@ -309,6 +315,7 @@ def _welcome(
     )
     info = [
         f"API            {api_url}   (docs: {api_url}/docs)",
+        f"console        {api_url}/console   (sign in with the admin token)",
         f"simulator      {world.simulator.base_url}   (docs: {world.simulator.base_url}/docs)",
         f"webhooks to    {world.receiver.base_url}/hooks (printed below as they arrive)",
         f"publisher      {state.publisher_id}",
@@ -328,12 +335,13 @@ def _welcome(
     console.print("Ctrl-C stops everything; the data stays in", str(world.settings.data_dir))
 
 
-async def _serve(world: DevWorld, host: str, port: int) -> None:
+async def _serve(world: DevWorld, listening: socket.socket) -> None:
     from app.main import create_app
 
-    config = uvicorn.Config(create_app(world.settings), host=host, port=port, log_config=None)
+    host, port = listening.getsockname()[:2]
+    config = uvicorn.Config(create_app(world.settings), log_config=None)
     server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
     while not server.started:
         if serving.done():
             await serving
@@ -355,10 +363,11 @@ async def _serve(world: DevWorld, host: str, port: int) -> None:
     await serving
 
 
-def run_dev(host: str = "127.0.0.1", port: int = 8000, sim_port: int = 9000) -> None:
+def run_dev(listening: socket.socket, sim_port: int = 9000) -> None:
+    """Serve the API on `listening` (claimed by the caller), beside the simulator and receiver."""
     world = start_world(sim_port=sim_port)
     try:
-        asyncio.run(_serve(world, host, port))
+        asyncio.run(_serve(world, listening))
     except KeyboardInterrupt:
         pass
     finally:

@@ -21,7 +21,7 @@ from app.apple.gateway import AppleApp
 from app.apple.transactions import AppleFinal, ApplePurchase, AppleTransient, find_purchase
 from app.context import Context
 from app.db import Executor, Row
-from app.enums import SyncStatus
+from app.enums import ActivityMetric, SyncStatus
 from app.jobs import queue
 from app.jobs.queue import ClaimedJob
 from app.logs import sync_id_var
@@ -133,13 +133,14 @@ async def _finalize(context: Context, ref: SyncRef, fetched: Fetched) -> list[He
         events = await _settle(context, tx, sync, fetched, ref.job_id)
         now = context.clock.now()
         held = await outbox.write(tx, ref.publisher_id, events, now, context.webhooks.hold(now))
-    _report(sync)
+    _report(context, sync)
     return held
 
 
-def _report(sync: Sync) -> None:
+def _report(context: Context, sync: Sync) -> None:
     if sync.status == SyncStatus.FINALIZED:
         SYNC_RESULTS.labels(str(sync.result)).inc()
+        context.activity.count(sync.publisher_id, ActivityMetric.SYNC, str(sync.result))
         log.info("sync finalized", extra={"fields": {"result": sync.result}})
     else:
         fields = {"attempts": sync.attempts, "reason": sync.last_error}

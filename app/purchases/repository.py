@@ -9,9 +9,11 @@ they pass. A finalize locks the sync row (`lock`) and writes it back
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from typing import Any
 
 from app.apple.gateway import FIELDS as APP_FIELDS
 from app.callers import CallerKind
@@ -54,9 +56,12 @@ class Sync:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+    # What Apple signed about the purchase, verified and decoded, written when the sync finalizes;
+    # read only where it is shown (the console), never with the sync itself.
+    apple_data: dict[str, Any] | None = None
 
 
-COLUMNS = tuple(f.name for f in fields(Sync))
+COLUMNS = tuple(f.name for f in fields(Sync) if f.name != "apple_data")
 
 
 def _sync(row: Row) -> Sync:
@@ -275,7 +280,7 @@ async def lock(db: Executor, publisher_id: int, sync_id: str) -> Sync | None:
 SAVE = """
 UPDATE synchronizations SET status = $3, result = $4, access_granted = $5, offer_id = $6,
     original_transaction_id = $7, subscription_id = $8, attempts = $9, last_error = $10,
-    updated_at = $11, bundle_id = $12
+    updated_at = $11, bundle_id = $12, apple_data = $13
 WHERE publisher_id = $1 AND id = $2
 """
 
@@ -295,6 +300,7 @@ async def save(db: Executor, sync: Sync) -> None:
         sync.last_error,
         sync.updated_at,
         sync.bundle_id,
+        None if sync.apple_data is None else json.dumps(sync.apple_data),
     )
 
 

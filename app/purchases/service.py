@@ -223,7 +223,7 @@ async def settle(tx: Executor, sync: Sync, purchase: ApplePurchase, now: datetim
     claim = ownership.Claim(sync.publisher_id, sync.customer_id, purchase, facts.offer_id, policy)
     settled = await ownership.settle(tx, claim, now)
     _finish(sync, settled.result, settled.granted, now)
-    sync.original_transaction_id = original
+    sync.original_transaction_id, sync.apple_data = original, purchase.said
     sync.bundle_id = purchase.bundle_id or sync.bundle_id
     if settled.subscription is not None:
         sync.offer_id, sync.subscription_id = facts.offer_id, settled.subscription.id

@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from app.activity.tally import Tally
 from app.clock import Clock
 from app.config import Settings
 from app.db import Database
-from app.enums import DeliveryStatus
+from app.enums import ActivityMetric, DeliveryStatus
 from app.jobs import queue
 from app.jobs.queue import ClaimedJob
 from app.jobs.worker import holder_id
@@ -100,6 +101,7 @@ class Attempt:
     generation: int
     schedule_step: int
     message: Message
+    publisher_id: int
     held: bool = False  # written held for this process, which goes on with its chain
 
     @property
@@ -130,8 +132,10 @@ class WebhookSender:
         db: Database,
         clock: Clock,
         wake_workers: Callable[[], None],
+        activity: Tally,
     ) -> None:
         self.settings, self.secrets, self.db, self.clock = settings, secrets, db, clock
+        self.activity = activity
         self.wake_workers = wake_workers
         self.http = new_http_client(settings)
         self.slots = OriginSlots(MAX_IN_FLIGHT_PER_ORIGIN)
@@ -172,7 +176,9 @@ class WebhookSender:
             await self._pass_on(delivery_id, job.id, UNSENT[found.endpoint is None])
             return None
         message = self._message(found)
-        return Attempt(job.id, delivery_id, generation, found.schedule_step, message)
+        return Attempt(
+            job.id, delivery_id, generation, found.schedule_step, message, found.publisher_id
+        )
 
     async def _pass_on(self, delivery_id: int, job_id: int, why: str | None) -> None:
         if await repository.pass_on(self.db, delivery_id, job_id, why, self.clock.now()):
@@ -236,7 +242,9 @@ class WebhookSender:
                 )
         else:
             released = await repository.conclude(self.db, outcome, now, hold)
-        WEBHOOK_ATTEMPTS.labels(_outcome_label(answer)).inc()
+        label = _outcome_label(answer)
+        WEBHOOK_ATTEMPTS.labels(label).inc()
+        self.activity.count(attempt.publisher_id, ActivityMetric.WEBHOOK, label, answer.duration_ms)
         fields = {"deliveryId": attempt.delivery_id, "webhookId": attempt.message.webhook_id}
         text = answer.error or f"HTTP {answer.status_code}"
         log.info("webhook delivery %s: %s", attempt.delivery_id, text, extra={"fields": fields})
@@ -248,7 +256,7 @@ class WebhookSender:
         body = envelope(held.publisher_id, held.topic, held.data)
         secret = self._secret(held.secret_encrypted, held.publisher_id, held.topic, held.url)
         message = Message(held.url, held.webhook_id, body, secret)
-        return Attempt(job_id, held.delivery_id, 0, 0, message, held=True)
+        return Attempt(job_id, held.delivery_id, 0, 0, message, held.publisher_id, held=True)
 
     async def _hand_back(self, job_ids: list[int]) -> None:
         """Held jobs that will not go now go to the queue, for any worker, at once."""

@@ -30,7 +30,7 @@ def _closed(client: AppleClient) -> bool:
 async def test_a_client_is_reused_until_its_app_changes_then_the_old_one_is_closed(
     context: Context,
 ) -> None:
-    gateway = AppleGateway(context.settings, context.apple.budget)
+    gateway = AppleGateway(context.settings, context.apple.budget, context.activity)
     try:
         first = gateway.client(_app(1), Environment.SANDBOX)
         assert gateway.client(_app(1), Environment.SANDBOX) is first
@@ -50,7 +50,7 @@ async def test_a_client_is_reused_until_its_app_changes_then_the_old_one_is_clos
 async def test_clients_and_verifiers_are_bounded_the_least_recently_used_going_first(
     context: Context,
 ) -> None:
-    gateway = AppleGateway(context.settings, context.apple.budget, cache_size=3)
+    gateway = AppleGateway(context.settings, context.apple.budget, context.activity, cache_size=3)
     try:
         clients = [gateway.client(_app(p), Environment.SANDBOX) for p in range(1, 4)]
         assert gateway.client(_app(1), Environment.SANDBOX) is clients[0]  # used again: kept

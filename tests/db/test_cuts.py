@@ -91,7 +91,9 @@ async def test_registers_through_three_cuts(shop: Shop, served: str, database_ur
     assert accepted, codes
     retried = await _retry_refused(shop, served, answers)
     accepted += retried
-    print(f"registers during three cuts: {dict(codes)}; retried 503s: {len(retried)} x 202")
+    print(
+        f"registers during three cuts ({killed} backends): {dict(codes)}; retried: {len(retried)}"
+    )
 
     async def finalized() -> bool:
         polls = [await shop.poll(c) for c in accepted]

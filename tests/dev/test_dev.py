@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 import signal
+import socket
 from pathlib import Path
 
 import httpx
@@ -105,6 +106,44 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     ):
         assert step in result.stdout, step
     assert "The whole flow works." in result.stdout
+
+
+def test_a_second_dev_on_the_same_data_dir_is_refused_in_one_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first, port, _ = _run_dev(tmp_path, data_dir, "first.log")
+    try:
+        wait_until(lambda: "Then poll" in first.output(), 60, "the first dev to start")
+        second, _, _ = _run_dev(tmp_path, data_dir, "second.log")
+        assert second.wait(30) == 1
+        lines = second.output().strip().splitlines()
+        assert len(lines) == 1, second.output()
+        assert "another `storekit-sync dev`" in lines[0] and str(data_dir) in lines[0]
+        assert f"pid {first.pid}" in lines[0]
+        # the first one still serves, its demo publisher untouched
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+    finally:
+        assert first.stop(signal.SIGINT) == 0, first.output()
+    # the lock went with the process: the next dev starts
+    again, _, _ = _run_dev(tmp_path, data_dir, "again.log")
+    try:
+        wait_until(lambda: "Then poll" in again.output(), 60, "dev to start again")
+    finally:
+        again.stop(signal.SIGINT)
+
+
+@pytest.mark.parametrize("option", ["--port", "--simulator-port"])
+def test_a_busy_port_is_one_line_naming_its_option(tmp_path: Path, option: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        ports = {"--port": free_port(), "--simulator-port": free_port(), option: taken}
+        args = ["dev"] + [word for pair in ports.items() for word in (pair[0], str(pair[1]))]
+        dev = ServiceProcess(args, clean_env(DATA_DIR=str(tmp_path / "data")), tmp_path / "d.log")
+        assert dev.wait(30) == 1
+    assert dev.output().strip() == (
+        f"storekit-sync: port {taken} is in use: choose another with {option} PORT"
+    )
 
 
 async def test_the_seed_step_sends_the_simulators_control_token(

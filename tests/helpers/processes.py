@@ -55,6 +55,16 @@ class ServiceProcess:
             [str(BIN), *args], env=env, stdout=self._out, stderr=subprocess.STDOUT
         )
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait(self, timeout: float) -> int:
+        """Its exit code, once it has ended by itself."""
+        code = self.process.wait(timeout)
+        self._out.close()
+        return code
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)

@@ -10,47 +10,16 @@ have only indexes that fit it whole, and no scan may stop at `publisher_id`.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
-import asyncpg
 import pytest
 
 from app.migrate import migrate
 from app.purchases.repository import LOAD, LOCK, REGISTER, SETTLING
 from app.subscriptions.repository import ENTITLING, LATEST
+from tests.helpers.plans import generic_scans
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def _scans(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    if "Relation Name" in node and node["Node Type"] != "ModifyTable":
-        yield node
-    for child in node.get("Plans", []):
-        yield from _scans(child)
-
-
-def _literal(value: object) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool | int):
-        return str(value).upper() if isinstance(value, bool) else str(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-async def _generic_scans(url: str, sql: str, arguments: list[object]) -> list[dict[str, Any]]:
-    connection = await asyncpg.connect(url)
-    try:
-        types = [t.name for t in (await connection.prepare(sql)).get_parameters()]
-        await connection.execute("SET plan_cache_mode = force_generic_plan")
-        await connection.execute(f"PREPARE q({', '.join(types)}) AS {sql}")
-        values = ", ".join(_literal(value) for value in arguments)
-        explained = await connection.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE q({values})")
-    finally:
-        await connection.close()
-    return list(_scans(json.loads(explained)[0]["Plan"]))
 
 
 @pytest.fixture
@@ -60,7 +29,7 @@ def empty_url(scratch_url: str) -> str:
 
 
 def _plan(url: str, sql: str, arguments: list[object]) -> set[tuple[str, str | None]]:
-    scans = asyncio.run(_generic_scans(url, sql, arguments))
+    scans = asyncio.run(generic_scans(url, sql, arguments))
     for scan in scans:
         assert scan["Node Type"] != "Seq Scan", scan
         # A scan that stops at the publisher reads every row of the publisher.
@@ -87,7 +56,7 @@ def test_the_register_reads_one_row_per_lookup(
         ("customers", "pk_customers"),
         ("subscriptions", "uq_subscriptions_current_purchase"),
         ("subscriptions", "ix_subscriptions_latest_transaction"),
-        ("synchronizations", "ix_synchronizations_resolved"),
+        ("synchronizations", "ix_synchronizations_transaction"),
         ("synchronizations", "pk_synchronizations"),
     }
 

@@ -5,8 +5,8 @@ Building it reads the table once and holds off writes to it meanwhile (seconds f
 rows); run the migration when deliveries are quiet, or create the index CONCURRENTLY by hand
 first (the same name and definition: this migration then finds it and does nothing).
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 """
 
 from collections.abc import Sequence
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015"
-down_revision: str | None = "0014"
+revision: str = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

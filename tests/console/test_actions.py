@@ -1,0 +1,101 @@
+"""The console's actions: each confirmed on a page of its own, posted with the session's CSRF
+token, and its outcome shown where the work appears."""
+
+from __future__ import annotations
+
+import re
+
+from app.jobs.worker import Worker
+from tests.helpers.console import Console, text_of
+from tests.helpers.receiver import Receiver, Reply
+from tests.helpers.shop import Shop
+from tests.helpers.webhooks import subscribe
+
+
+async def _failed_delivery(shop: Shop, worker: Worker, receiver: Receiver) -> int:
+    await subscribe(shop.client, shop.publisher, receiver, ["actions"])
+    receiver["actions"].replies.append(Reply(503))
+    bought = await shop.purchase()
+    await shop.accepted(shop.customers[0], bought["transactionId"])
+    assert await worker.drain() == 1
+    return int(
+        await shop.context.db.fetchval(
+            "SELECT id FROM webhook_deliveries WHERE publisher_id = $1", shop.publisher.id
+        )
+    )
+
+
+async def test_a_delivery_is_replayed_after_confirmation(
+    shop: Shop, worker: Worker, receiver: Receiver, operator: Console
+) -> None:
+    delivery = await _failed_delivery(shop, worker, receiver)
+    base = f"/console/publishers/{shop.publisher.id}/deliveries/{delivery}"
+    confirm = await operator.get(f"{base}/replay")
+    assert confirm.status_code == 200
+    assert "again, now, on a fresh retry schedule?" in text_of(confirm.text)
+    assert len(receiver["actions"].arrivals) == 1  # asking changed nothing
+    done = await operator.post(f"{base}/replay")
+    assert done.status_code == 303
+    assert done.headers["location"] == f"{base}?done=replayed"
+    page = text_of((await operator.get(base, done="replayed")).text)
+    assert "due again now" in page and "pending" in page
+    assert await worker.drain() >= 1
+    page = text_of((await operator.get(base)).text)
+    assert "succeeded" in page and "Attempts 2" in page
+    assert [a.payload is not None for a in receiver["actions"].arrivals] == [True, True]
+
+
+async def test_an_action_without_its_csrf_token_does_nothing(
+    shop: Shop, worker: Worker, receiver: Receiver, operator: Console
+) -> None:
+    delivery = await _failed_delivery(shop, worker, receiver)
+    base = f"/console/publishers/{shop.publisher.id}/deliveries/{delivery}"
+    operator.csrf, real = "forged", operator.csrf
+    refused = await operator.post(f"{base}/replay")
+    assert refused.status_code == 403
+    operator.csrf = real
+    cross = await operator.client.post(
+        f"{base}/replay",
+        content=f"csrf={real}",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Sec-Fetch-Site": "cross-site",
+        },
+    )
+    assert cross.status_code == 403
+    status = await shop.context.db.fetchval(
+        "SELECT generation FROM webhook_deliveries WHERE id = $1", delivery
+    )
+    assert status == 0  # never replayed
+
+
+async def test_a_purchase_is_synchronized_again_for_its_customer(
+    shop: Shop, worker: Worker, operator: Console
+) -> None:
+    bought = await shop.purchase()
+    customer = shop.customers[0]
+    await shop.accepted(customer, bought["transactionId"])
+    assert await worker.drain() == 1
+    renewed = await shop.act(bought["transactionId"], "renew")
+    base = f"/console/publishers/{shop.publisher.id}/purchases/{bought['originalTransactionId']}"
+    confirm = text_of((await operator.get(f"{base}/resync")).text)
+    assert (
+        f"Register transaction {bought['transactionId']} again for customer {customer}" in confirm
+    )
+    done = await operator.post(f"{base}/resync")
+    assert done.status_code == 303
+    location = done.headers["location"]
+    assert re.fullmatch(
+        rf"/console/publishers/{shop.publisher.id}/syncs/[0-9a-f-]+\?done=resynced", location
+    )
+    sync_id = location.rsplit("/", 1)[1].split("?")[0]
+    assert "being synchronized again" in text_of((await operator.client.get(location)).text)
+    again = await operator.post(f"{base}/resync")  # one runs already
+    assert again.status_code == 409
+    assert "Not done" in text_of(again.text) and "SK2C0101" in again.text
+    assert await worker.drain() == 1
+    polled = await shop.poll(sync_id)
+    assert polled["result"] == "PURCHASE_OWNERSHIP_UNCHANGED"
+    assert polled["cleengCustomerId"] == customer
+    listed = await shop.subscriptions(customerId=customer)
+    assert listed["items"][0]["latestTransactionId"] == renewed["transactionId"]
