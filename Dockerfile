@@ -1,5 +1,7 @@
 # syntax=docker/dockerfile:1
 # storekit-sync: a small, non-root image. Build: docker build -t storekit-sync .
+# Run it with docker-compose.yml (production: Apple, secrets as Docker secrets, a read-only root
+# file system) or docker-compose.dev.yml (development: the App Store simulator).
 # Not run on the machine this project is built on (it has no Docker engine); kept correct by reading.
 
 FROM python:3.12-slim AS build
@@ -18,6 +20,7 @@ RUN /opt/venv/bin/pip install --no-deps --no-build-isolation -e .
 FROM python:3.12-slim
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
     LOG_FORMAT=json \
     DATA_DIR=/var/lib/storekit-sync
 RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/storekit-sync storekit \

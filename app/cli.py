@@ -8,11 +8,15 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.config import load_settings
 from app.db import resolve_database_url
 from app.dev.guard import DevRefused
 from app.embedded_postgres import EmbeddedPostgresError
+
+if TYPE_CHECKING:
+    from app.rotation import Tally
 
 
 def _database_url() -> str:
@@ -146,6 +150,44 @@ async def _work() -> None:
         await runtime.wait()
 
 
+def cmd_rotate_secrets(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from app.migrate import migrate
+
+    migrate(_database_url())
+    tallies = asyncio.run(_rotate(args.batch_size))
+    for tally in tallies:
+        print(tally.line(), flush=True)
+    unreadable = sum(t.unreadable for t in tallies)
+    if unreadable:
+        print(
+            f"storekit-sync: {unreadable} stored secrets open with neither SECRET_KEY nor"
+            " SECRET_KEY_PREVIOUS (their tables and keys are in the log): keep"
+            " SECRET_KEY_PREVIOUS until they are replaced",
+            file=sys.stderr,
+        )
+    return 0 if all(t.ok for t in tallies) else 1
+
+
+async def _rotate(batch_size: int) -> list[Tally]:
+    """Every stored secret sealed again with SECRET_KEY (SPEC §10), a batch at a time."""
+    from app.config import load_settings as settings
+    from app.db import Database
+    from app.logs import configure_logging
+    from app.rotation import rotate_all
+    from app.security import SecretBox, load_secret_key
+
+    config = settings()
+    configure_logging(config.log_level, config.effective_log_format)
+    box = SecretBox(load_secret_key(config.secret_key, config.data_dir), config.secret_key_previous)
+    db = await Database.open(resolve_database_url(config.database_url, config.data_dir), size=2)
+    try:
+        return await rotate_all(db, box, batch_size)
+    finally:
+        await db.close()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="storekit-sync", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +205,13 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="apply the database migrations")
     migrate.set_defaults(func=cmd_migrate)
+
+    rotate = commands.add_parser(
+        "rotate-secrets",
+        help="seal every stored secret again with SECRET_KEY (then SECRET_KEY_PREVIOUS can go)",
+    )
+    rotate.add_argument("--batch-size", type=int, default=100, help="rows read at a time")
+    rotate.set_defaults(func=cmd_rotate_secrets)
 
     dev = commands.add_parser(
         "dev", help="everything embedded: database, simulator, demo publisher"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -50,6 +51,7 @@ class Settings(BaseSettings):
     customer_token_ttl: int = Field(default=900, ge=60, le=86400)
     jwt_private_key: str | None = None
     jwt_private_key_previous: str | None = None
+    metrics_token: str | None = Field(default=None, min_length=16)
     run_worker: bool = True  # set by `serve --no-worker`
     worker_concurrency: int = Field(default=16, ge=1, le=1000)
     job_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
@@ -60,9 +62,9 @@ class Settings(BaseSettings):
     apple_budget: int | None = Field(default=None, ge=1)
     apple_budget_window: float = Field(default=3600.0, ge=1, le=86400)
 
-    @field_validator("jwt_private_key_previous")
+    @field_validator("jwt_private_key_previous", "metrics_token", mode="before")
     @classmethod
-    def _unset_when_empty(cls, value: str | None) -> str | None:
+    def _unset_when_empty(cls, value: object) -> object:
         return value or None
 
     @field_validator("database_url")
@@ -133,10 +135,23 @@ class ConfigurationError(SystemExit):
     """A bad setting: the process stops with one line naming the variable."""
 
 
+DEFAULT_SECRETS_DIR = "/run/secrets"
+
+
+def secrets_dir() -> Path | None:
+    """Where Docker (and Compose, and Swarm) mount secrets: a file per variable, named as it is
+    (`/run/secrets/secret_key` or `SECRET_KEY`). `SECRETS_DIR` names another directory. A variable
+    set in the environment wins over its file."""
+    path = Path(os.environ.get("SECRETS_DIR") or DEFAULT_SECRETS_DIR)
+    return path if path.is_dir() else None
+
+
 def load_settings() -> Settings:
-    """Read the settings, turning a validation error into one clear line per bad variable."""
+    """Read the settings (the environment, `.env`, then Docker secrets), turning a validation
+    error into one clear line per bad variable."""
+    build: Any = Settings  # pydantic-settings takes `_secrets_dir` beside the fields
     try:
-        return Settings()
+        return cast(Settings, build(_secrets_dir=secrets_dir()))
     except ValidationError as exc:
         lines = []
         for error in exc.errors():

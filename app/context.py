@@ -16,6 +16,7 @@ from app.clock import Clock
 from app.config import Settings
 from app.db import Database
 from app.jobs.worker import Foreground, Waker
+from app.metrics import AtMostEvery
 from app.security import SecretBox, SigningKey
 from app.sessions import SessionSigner, SignInLimiter
 from app.webhooks.delivery import WebhookSender
@@ -33,6 +34,7 @@ class Context:
     waker: Waker
     foreground: Foreground
     tokens: PublisherTokens
+    gauges: AtMostEvery  # when /metrics last read the database's gauges
     activity: Tally
     sessions: SessionSigner
     sign_ins: SignInLimiter

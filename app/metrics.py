@@ -2,12 +2,20 @@
 
 Counters and histograms are per process, as usual with Prometheus: scrape every process. The
 queue, sync and delivery gauges are read from the database (`app.api.routes.gauges`), so any process
-reports them all.
+reports them all; at most every 5 seconds (`AtMostEvery`), however often /metrics is scraped.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from app.clock import Clock
+
+GAUGES_EVERY = timedelta(seconds=5)
 
 HTTP_REQUESTS = Counter(
     "storekit_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
@@ -28,6 +36,17 @@ WEBHOOK_ATTEMPTS = Counter(
     "storekit_webhook_delivery_attempts_total", "Webhook delivery attempts", ["outcome"]
 )
 DELIVERIES = Gauge("storekit_webhook_deliveries", "Webhook deliveries by status", ["status"])
+PUBLISHER_TOKEN_LOOKUPS = Counter(
+    "storekit_publisher_token_lookups_total",
+    "Publisher tokens checked, by where the answer came from (memory or database)",
+    ["source"],
+)
+APPLE_NOTIFICATIONS_OUT_OF_DATE = Counter(
+    "storekit_apple_notifications_out_of_date_total",
+    "Verified notifications signed over 180 days before they arrived (old) or ahead of this"
+    " service's clock (future): stored and applied as any, and worth a look",
+    ["reason"],
+)
 APPLE_CALLS = Counter(
     "storekit_apple_calls_total", "Calls to the App Store Server API", ["operation", "outcome"]
 )
@@ -41,3 +60,31 @@ APPLE_LATENCY = Histogram(
     ["operation"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+
+class AtMostEvery:
+    """Runs a refresh at most once per `interval` of the service's clock, however often it is
+    asked to; meanwhile the gauges keep what the last refresh set. Concurrent askers wait for the
+    one refresh in flight instead of starting their own. A refresh that fails counts as one: the
+    next is tried an interval later, not at every scrape."""
+
+    def __init__(self, interval: timedelta, clock: Clock) -> None:
+        self.interval, self.clock = interval, clock
+        self._last: datetime | None = None
+        self._lock = asyncio.Lock()
+        self.refreshes = 0
+
+    def _due(self) -> bool:
+        return self._last is None or self.clock.now() - self._last >= self.interval
+
+    async def run(self, refresh: Callable[[], Awaitable[None]]) -> bool:
+        """Refresh if due; True when this call refreshed."""
+        if not self._due():
+            return False
+        async with self._lock:
+            if not self._due():
+                return False
+            self._last = self.clock.now()
+            self.refreshes += 1
+            await refresh()
+            return True

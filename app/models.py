@@ -75,8 +75,21 @@ class Publisher(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = created_at()
+
+
+class PublisherToken(Base):
+    """One of a publisher's tokens (any number; each can be revoked), kept as its SHA-256 only:
+    the token itself is shown once, when it is made."""
+
+    __tablename__ = "publisher_tokens"
+    __table_args__ = (Index("ix_publisher_tokens_publisher", "publisher_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    publisher_id: Mapped[int] = mapped_column(ForeignKey("publishers.id", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = created_at()
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class StoreKit2Integration(Base):
@@ -444,6 +457,12 @@ class WebhookDelivery(Base):
             "ix_webhook_deliveries_after_delivery_id",
             "after_delivery_id",
             postgresql_where=text("after_delivery_id IS NOT NULL"),
+        ),
+        # /metrics counts pending and failed deliveries here, never the succeeded ones
+        Index(
+            "ix_webhook_deliveries_unsettled",
+            "status",
+            postgresql_where=text(f"status <> '{DeliveryStatus.SUCCEEDED}'"),
         ),
     )
 

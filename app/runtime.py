@@ -31,6 +31,7 @@ from app.handlers.retention import run_retention_job
 from app.handlers.sync import run_sync_job
 from app.jobs import queue
 from app.jobs.worker import Foreground, Handler, Waker, Worker
+from app.metrics import GAUGES_EVERY, AtMostEvery
 from app.security import SecretBox, load_secret_key, load_signing_key
 from app.sessions import SessionSigner, SignInLimiter
 from app.webhooks.delivery import WebhookSender
@@ -99,7 +100,8 @@ async def build_context(
         webhooks=WebhookSender(settings, secrets, db, clock, waker.poke, activity),
         waker=waker,
         foreground=foreground or Foreground(),
-        tokens=PublisherTokens(),
+        tokens=PublisherTokens(db, clock),
+        gauges=AtMostEvery(GAUGES_EVERY, clock),
         activity=activity,
         sessions=SessionSigner(key),
         sign_ins=SignInLimiter(),
@@ -107,6 +109,7 @@ async def build_context(
 
 
 async def close_context(context: Context) -> None:
+    await context.tokens.close()
     await context.webhooks.close()
     await context.waker.close()
     await context.apple.close()

@@ -1,11 +1,14 @@
-"""The provisioning tables: `publishers`, `storekit2_integrations` and their `storekit2_apps`,
-`offers`, `offer_products`, `customers`. Their one writer and their readers."""
+"""The provisioning tables: `publishers` and their `publisher_tokens`, `storekit2_integrations` and
+their `storekit2_apps`, `offers`, `offer_products`, `customers`. Their one writer and their
+readers."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
 
 import asyncpg
 
@@ -32,15 +35,24 @@ async def _with_new_id(db: Executor, statement: str, *values: object) -> Row:
     raise IdsExhausted()
 
 
+# A publisher and its first token, in one statement. $1 the new id, $2 name, $3 token id,
+# $4 token hash. Nothing at all when the id is taken (the caller draws another).
 INSERT_PUBLISHER = """
-INSERT INTO publishers (id, name, token_hash) VALUES ($1, $2, $3)
-ON CONFLICT (id) DO NOTHING
-RETURNING id, name
+WITH publisher AS (
+    INSERT INTO publishers (id, name) VALUES ($1, $2)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, name
+), token AS (
+    INSERT INTO publisher_tokens (id, publisher_id, token_hash)
+    SELECT $3, id, $4 FROM publisher
+    RETURNING id
+)
+SELECT publisher.id, publisher.name, token.id AS token_id FROM publisher, token
 """
 
 
-async def insert_publisher(db: Executor, name: str, token_hash: str) -> Row:
-    return await _with_new_id(db, INSERT_PUBLISHER, name, token_hash)
+async def insert_publisher(db: Executor, name: str, token_id: UUID, token_hash: str) -> Row:
+    return await _with_new_id(db, INSERT_PUBLISHER, name, token_id, token_hash)
 
 
 async def publisher_exists(db: Executor, publisher_id: int) -> bool:
@@ -48,11 +60,77 @@ async def publisher_exists(db: Executor, publisher_id: int) -> bool:
     return found is not None
 
 
-PUBLISHER_BY_TOKEN = "SELECT id, token_hash FROM publishers WHERE token_hash = $1"  # noqa: S105
+# Publisher tokens --------------------------------------------------------------------------------
+
+# Where a revoked token's id is announced, to every process that keeps tokens in memory
+# (`app.admin.tokens`). PostgreSQL sends it when the revoking transaction commits, never before.
+TOKENS_CHANNEL = "storekit_sync_publisher_tokens"
+MAX_TOKENS_PER_PUBLISHER = 20
+
+TOKEN_BY_HASH = """
+SELECT id, publisher_id, token_hash FROM publisher_tokens WHERE token_hash = $1
+"""  # noqa: S105 (a statement)
 
 
-async def publisher_by_token_hash(db: Executor, digest: str) -> Row | None:
-    return await db.fetchrow(PUBLISHER_BY_TOKEN, digest)
+async def token_by_hash(db: Executor, digest: str) -> Row | None:
+    return await db.fetchrow(TOKEN_BY_HASH, digest)
+
+
+# Taken before counting a publisher's tokens, so that two concurrent creations count in turn.
+# NO KEY UPDATE: the rows that refer to the publisher (syncs, customers) can still be written.
+LOCK_PUBLISHER = "SELECT id FROM publishers WHERE id = $1 FOR NO KEY UPDATE"
+
+# Another token, unless the publisher has MAX_TOKENS_PER_PUBLISHER already. $1 publisher,
+# $2 token id, $3 token hash, $4 the limit.
+INSERT_TOKEN = """
+INSERT INTO publisher_tokens (id, publisher_id, token_hash)
+SELECT $2, $1, $3
+WHERE (SELECT count(*) FROM publisher_tokens WHERE publisher_id = $1) < $4
+RETURNING id, created_at
+"""  # noqa: S105 (a statement)
+
+
+async def insert_token(tx: Executor, publisher_id: int, token_id: UUID, digest: str) -> Row | None:
+    """A new token of the publisher; None when it has as many as it may (in a transaction)."""
+    await tx.execute(LOCK_PUBLISHER, publisher_id)
+    return await tx.fetchrow(INSERT_TOKEN, publisher_id, token_id, digest, MAX_TOKENS_PER_PUBLISHER)
+
+
+TOKENS = """
+SELECT id, created_at, last_used_at FROM publisher_tokens WHERE publisher_id = $1
+ORDER BY created_at, id
+"""
+
+
+async def tokens(db: Executor, publisher_id: int) -> list[Row]:
+    return list(await db.fetch(TOKENS, publisher_id))
+
+
+# The token is deleted and its id announced on TOKENS_CHANNEL, sent when this commits.
+REVOKE_TOKEN = f"""
+WITH gone AS (
+    DELETE FROM publisher_tokens WHERE publisher_id = $1 AND id = $2 RETURNING id
+)
+SELECT id, pg_notify('{TOKENS_CHANNEL}', id::text) FROM gone
+"""  # noqa: S608 (a constant)
+
+
+async def revoke_token(db: Executor, publisher_id: int, token_id: UUID) -> bool:
+    """Delete the publisher's token and tell every process; False when it has no such token."""
+    return await db.fetchrow(REVOKE_TOKEN, publisher_id, token_id) is not None
+
+
+# When tokens were used, at most one write per token a minute whatever the number of processes:
+# a row already touched in the last minute is left as it is. $1 ids, $2 when each was used.
+TOUCH_TOKENS = """
+UPDATE publisher_tokens AS t SET last_used_at = u.used_at
+FROM unnest($1::uuid[], $2::timestamptz[]) AS u (id, used_at)
+WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at <= u.used_at - interval '1 minute')
+"""
+
+
+async def touch_tokens(db: Executor, used: dict[UUID, datetime]) -> None:
+    await db.execute(TOUCH_TOKENS, list(used), list(used.values()))
 
 
 APP_COLUMNS = (
@@ -174,6 +252,40 @@ async def delete_app(db: Executor, publisher_id: int, bundle_id: str) -> bool:
         return False
     await db.execute(DEACTIVATE_IF_EMPTY, publisher_id)
     return True
+
+
+# Rotating the secrets at rest (`storekit-sync rotate-secrets`): every app's private key, a batch
+# at a time in the order of their keys, each replaced only if it is still what was read.
+SEALED_KEYS = """
+SELECT publisher_id, bundle_id, private_key_encrypted FROM storekit2_apps
+WHERE (publisher_id, bundle_id) > ($1, $2) ORDER BY publisher_id, bundle_id LIMIT $3
+"""
+SEALED_KEY = """
+SELECT publisher_id, bundle_id, private_key_encrypted FROM storekit2_apps
+WHERE publisher_id = $1 AND bundle_id = $2
+"""
+RESEAL_KEY = """
+UPDATE storekit2_apps SET private_key_encrypted = $4
+WHERE publisher_id = $1 AND bundle_id = $2 AND private_key_encrypted = $3
+RETURNING publisher_id
+"""
+
+
+async def sealed_keys(db: Executor, after: tuple[int, str], limit: int) -> list[Row]:
+    """The apps after `after` (publisher, bundle id), in that order."""
+    return list(await db.fetch(SEALED_KEYS, *after, limit))
+
+
+async def sealed_key(db: Executor, publisher_id: int, bundle_id: str) -> Row | None:
+    return await db.fetchrow(SEALED_KEY, publisher_id, bundle_id)
+
+
+async def reseal_key(
+    db: Executor, publisher_id: int, bundle_id: str, old: bytes, new: bytes
+) -> bool:
+    """Replace the app's sealed private key, unless it changed since it was read (the app is
+    otherwise left as it is: no new `updated_at`, so Apple's clients are not made again)."""
+    return await db.fetchval(RESEAL_KEY, publisher_id, bundle_id, old, new) is not None
 
 
 PUT_OFFER = """

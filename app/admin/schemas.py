@@ -32,6 +32,24 @@ class PublisherCreated(ApiResponse):
     publisher_token: str
 
 
+class PublisherTokenCreated(ApiResponse):
+    token_id: UUID
+    publisher_token: str
+    created_at: datetime
+
+
+class PublisherTokenItem(ApiResponse):
+    token_id: UUID
+    created_at: datetime
+    last_used_at: datetime | None = Field(
+        description="when it was last used, to the minute (written at most once a minute)"
+    )
+
+
+class PublisherTokenList(ApiResponse):
+    items: list[PublisherTokenItem]
+
+
 class AppConfig(ApiModel):
     """One app: `PUT …/storekit2/apps/{bundleId}` (the body's bundleId, when given, must be the
     path's) and `PUT …/storekit2` (the body names the app)."""

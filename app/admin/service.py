@@ -8,6 +8,7 @@ access dependency checked it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID, uuid4
 
 from app.admin import repository
 from app.admin.repository import CustomerTaken, NewApp
@@ -20,9 +21,31 @@ from app.security import SecretBox, hash_token, new_publisher_token
 
 
 async def create_publisher(db: Executor, name: str) -> tuple[Row, str]:
-    """A new publisher and its token, shown this once (only its hash is kept)."""
+    """A new publisher and its first token, shown this once (only its hash is kept)."""
     token = new_publisher_token()
-    return await repository.insert_publisher(db, name, hash_token(token)), token
+    return await repository.insert_publisher(db, name, uuid4(), hash_token(token)), token
+
+
+async def create_token(tx: Executor, publisher_id: int) -> tuple[Row, str]:
+    """Another token of the publisher, shown this once; the earlier ones keep working."""
+    token = new_publisher_token()
+    row = await repository.insert_token(tx, publisher_id, uuid4(), hash_token(token))
+    if row is None:
+        limit = repository.MAX_TOKENS_PER_PUBLISHER
+        problem = f"the publisher has {limit} tokens, as many as it may: revoke one first"
+        raise InvalidBody(detail("tokens", problem))
+    return row, token
+
+
+async def list_tokens(db: Executor, publisher_id: int) -> list[Row]:
+    return await repository.tokens(db, publisher_id)
+
+
+async def revoke_token(db: Executor, publisher_id: int, token_id: UUID) -> None:
+    """The token stops working on every process (within a second); 404 for a token that is not
+    the publisher's (or no one's)."""
+    if not await repository.revoke_token(db, publisher_id, token_id):
+        raise NotFound()
 
 
 async def put_app(

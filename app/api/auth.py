@@ -95,7 +95,7 @@ def decode_customer_jwt(context: Context, token: str) -> Caller:
 
 
 async def _publisher(context: Context, token: str) -> Caller:
-    publisher_id = await context.tokens.publisher_of(context.db, token)
+    publisher_id = await context.tokens.publisher_of(token)
     if publisher_id is None:
         raise InvalidCredentials()
     return Caller(CallerKind.PUBLISHER, publisher_id=publisher_id)
@@ -178,7 +178,22 @@ async def require_publisher_or_customer(caller: AnyCaller) -> Caller:
     return caller
 
 
+async def require_metrics_token(
+    context: Ctx, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """/metrics with METRICS_TOKEN set: `Authorization: Bearer <METRICS_TOKEN>`, compared in
+    constant time; open when it is unset (SPEC §8)."""
+    expected = context.settings.metrics_token
+    if expected is None:
+        return
+    if authorization is None or not authorization.strip():
+        raise MissingCredentials()
+    if not tokens_equal(_bearer(authorization), expected):
+        raise InvalidCredentials()
+
+
 Admin = Annotated[Caller, Depends(require_admin)]
+MetricsScraper = Annotated[None, Depends(require_metrics_token)]
 PublisherAccess = Annotated[Caller, Depends(require_publisher_access)]
 PublisherCaller = Annotated[Caller, Depends(require_publisher)]
 CustomerCaller = Annotated[Caller, Depends(require_customer)]

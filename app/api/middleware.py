@@ -185,6 +185,16 @@ def _classify(exc: Exception, scope: Scope) -> CleengError:
     return InternalError()
 
 
+# Any other method (HTTP allows any token) is counted as "other": a label per raw method would
+# let any client add series to /metrics without end.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _method(scope: Scope) -> str:
+    method = scope["method"]
+    return method if method in METHODS else "other"
+
+
 def _route(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
@@ -206,6 +216,6 @@ class RequestMetrics(HttpMiddleware):
             await self.app(scope, receive, watch.send)
         finally:
             self.foreground.leave()
-            method, route = scope["method"], _route(scope)
+            method, route = _method(scope), _route(scope)
             HTTP_REQUESTS.labels(method, route, str(watch.status or 500)).inc()
             HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)

@@ -3,6 +3,7 @@ its environments."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from appstoreserverlibrary.signed_data_verifier import SignedDataVerifier
 
 from app.activity.tally import Tally
 from app.apple.budget import Budget
+from app.apple.cache import VersionedLru
 from app.apple.library import AppleClient, Credentials, make_verifier
 from app.apple.verifier import load_root_certificates
 from app.config import Settings
@@ -88,48 +90,73 @@ FIELDS = (
 )
 
 
-AppKey = tuple[int, str, datetime, Environment]
+AppKey = tuple[int, str, Environment]  # publisher, bundle id, environment
+CACHED_APPS = 1000  # clients (and, apart, verifiers) kept: one per app and environment in use
 
 
 class AppleGateway:
-    """One API client per app (as last changed) and environment, reused; one verifier likewise;
-    the calls' outcomes counted in `activity`."""
+    """One API client per app and environment, reused while the app stays as it was last changed;
+    one verifier likewise; the calls' outcomes counted in `activity`. At most `cache_size` of
+    each: the least recently used goes first, and a client dropped (or replaced after a change of
+    its app) has its own HTTP pool closed."""
 
-    def __init__(self, settings: Settings, budget: Budget, activity: Tally) -> None:
+    def __init__(
+        self, settings: Settings, budget: Budget, activity: Tally, cache_size: int = CACHED_APPS
+    ) -> None:
         self.settings, self.budget, self.activity = settings, budget, activity
         self.roots = load_root_certificates(settings.apple_root_certificates)
         connector = tcp_connector(default_ssl_context(), limit=200)
         self.http = httpx.AsyncClient(
             transport=AiohttpTransport(connector), timeout=APPLE_TIMEOUT, trust_env=False
         )
-        self._clients: dict[AppKey, AppleClient] = {}
-        self._verifiers: dict[AppKey, SignedDataVerifier] = {}
+        self._clients: VersionedLru[AppKey, AppleClient] = VersionedLru(cache_size, self._retire)
+        self._verifiers: VersionedLru[AppKey, SignedDataVerifier] = VersionedLru(cache_size)
+        self._closing: set[asyncio.Task[None]] = set()
 
     @staticmethod
     def _key(app: AppleApp, environment: Environment) -> AppKey:
-        return (app.publisher_id, app.bundle_id, app.updated_at, environment)
+        return (app.publisher_id, app.bundle_id, environment)
 
     def client(self, app: AppleApp, environment: Environment) -> AppleClient:
-        key = self._key(app, environment)
-        if key not in self._clients:
+        def make() -> AppleClient:
             base_url = self.settings.apple_api_base_url
-            self._clients[key] = AppleClient(app.credentials, environment, self.http, base_url)
-        return self._clients[key]
+            return AppleClient(app.credentials, environment, self.http, base_url)
+
+        return self._clients.get(self._key(app, environment), app.updated_at, make)
 
     def verifier(self, app: AppleApp, environment: Environment) -> SignedDataVerifier:
-        key = self._key(app, environment)
-        if key not in self._verifiers:
-            self._verifiers[key] = make_verifier(
+        def make() -> SignedDataVerifier:
+            return make_verifier(
                 self.roots,
                 self.settings.apple_online_checks,
                 environment,
                 app.bundle_id,
                 app.app_apple_id,
             )
-        return self._verifiers[key]
+
+        return self._verifiers.get(self._key(app, environment), app.updated_at, make)
+
+    def _retire(self, client: AppleClient) -> None:
+        """Close a dropped client's own HTTP pool (the library's, never used: calls in flight go
+        through the shared one, so they are not disturbed)."""
+        try:
+            task = asyncio.get_running_loop().create_task(_close_quietly(client))
+        except RuntimeError:  # no event loop: nothing was ever opened on it
+            return
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def retired(self) -> None:
+        """Until the clients dropped so far are closed (tests; shutting down)."""
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def close(self) -> None:
         for client in self._clients.values():
-            with contextlib.suppress(Exception):
-                await client.close()
+            await _close_quietly(client)
+        await self.retired()
         await self.http.aclose()
+
+
+async def _close_quietly(client: AppleClient) -> None:
+    with contextlib.suppress(Exception):
+        await client.close()

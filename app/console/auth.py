@@ -126,7 +126,7 @@ async def check_token(context: Context, token: str) -> SignedIn | None:
     admin = context.settings.admin_token
     if admin is not None and tokens_equal(token, admin):
         return SignedIn(ADMIN, None, context.sessions.credential(token))
-    publisher_id = await context.tokens.publisher_of(context.db, token)
+    publisher_id = await context.tokens.publisher_of(token)
     if publisher_id is None:
         return None
     return SignedIn(PUBLISHER, publisher_id, context.sessions.fingerprint(hash_token(token)))

@@ -327,8 +327,9 @@ SELECT topic, url, active, disabled_at FROM webhook_endpoints
 WHERE publisher_id = $1 ORDER BY topic, position, id
 """
 
-# The publisher's token hashes that are valid now: a console session lives only as long as one.
-TOKEN_HASHES = "SELECT token_hash FROM publishers WHERE id = $1"  # noqa: S105
+# The publisher's token hashes that are valid now: a console session lives only as long as one
+# (a revoked token ends the sessions it opened at their next request).
+TOKEN_HASHES = "SELECT token_hash FROM publisher_tokens WHERE publisher_id = $1"  # noqa: S105
 
 
 async def publishers(db: Executor) -> list[Row]:

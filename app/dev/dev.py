@@ -259,14 +259,20 @@ async def subscribe_all(api: httpx.AsyncClient, state: DevState, receiver_url: s
 
 
 async def seed_publisher(
-    api: httpx.AsyncClient, sim_url: str, admin_token: str, data_dir: Path
+    api: httpx.AsyncClient,
+    sim_url: str,
+    admin_token: str,
+    data_dir: Path,
+    sim_token: str | None = None,
 ) -> DevState:
-    """The demo publisher: made on the first run, reused and re-wired on the next ones."""
+    """The demo publisher: made on the first run, reused and re-wired on the next ones.
+    `sim_token`: the simulator's control token, when its `/sim` needs one."""
     state = DevState.load(data_dir)
     if state is None or not await _still_there(api, state):
         state = await _new_state(api, {"X-Admin-Token": admin_token})
         state.save(data_dir)
-    async with httpx.AsyncClient(base_url=sim_url, timeout=10) as sim:
+    headers = {"Authorization": f"Bearer {sim_token}"} if sim_token else None
+    async with httpx.AsyncClient(base_url=sim_url, timeout=10, headers=headers) as sim:
         await _wire(api, sim, state)
     return state
 
@@ -370,15 +376,19 @@ def run_dev(listening: socket.socket, sim_port: int = 9000) -> None:
 
 def main() -> None:
     """`python -m app.dev.dev API_URL SIMULATOR_URL`: seed the demo publisher into a running
-    service (docker-compose's seed step). ADMIN_TOKEN and DATA_DIR come from the environment."""
+    service (docker-compose.dev.yml's seed step). ADMIN_TOKEN and DATA_DIR come from the
+    environment (or Docker secrets), and SIMULATOR_CONTROL_TOKEN when the simulator has one."""
+    import os
     import sys
 
     settings = load_settings()
     api_url, sim_url = sys.argv[1], sys.argv[2]
+    sim_token = os.environ.get("SIMULATOR_CONTROL_TOKEN") or None
 
     async def run() -> DevState:
         async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
-            return await seed_publisher(api, sim_url, str(settings.admin_token), settings.data_dir)
+            admin, data_dir = str(settings.admin_token), settings.data_dir
+            return await seed_publisher(api, sim_url, admin, data_dir, sim_token)
 
     state = asyncio.run(run())
     print(f"demo publisher {state.publisher_id}, token {state.publisher_token}", flush=True)

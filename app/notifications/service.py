@@ -11,7 +11,7 @@ until the sync that registers it applies it (`apply_pending`).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from app.admin import repository as admin
 from app.apple.gateway import AppleApp, AppleGateway
@@ -26,6 +26,7 @@ from app.apple.transactions import AppleFinal, AppleTransient
 from app.db import Executor, Row
 from app.enums import NotificationStatus
 from app.errors import InvalidBody, ServiceUnavailable, detail
+from app.metrics import APPLE_NOTIFICATIONS_OUT_OF_DATE
 from app.notifications import repository
 from app.notifications.repository import NewNotification, Stored
 from app.security import SecretBox
@@ -36,6 +37,13 @@ from app.subscriptions.events import Event
 log = logging.getLogger(__name__)
 
 STORED_ONLY = "stored only: this type changes no subscription"
+# Apple keeps a notification for 180 days (Get Notification History looks no further back) and
+# retries a failed post for 3 days: nothing it sends is legitimately older when it arrives. One
+# that is was kept and posted again by someone (its signature never expires), or the clock here is
+# wrong. It is still stored and applied: a state older than the one held never wins (the newer
+# `signedDate` does, SPEC §6), and refusing it would only make a real late one be sent again.
+OLD_AFTER = timedelta(days=180)
+AHEAD_BY = timedelta(minutes=5)  # signed this far ahead of this service's clock
 
 
 async def _app(db: Executor, box: SecretBox, publisher_id: int, signed: str) -> AppleApp:
@@ -95,6 +103,25 @@ def _new(
     )
 
 
+def _look_at_its_date(publisher_id: int, note: VerifiedNotification, now: datetime) -> None:
+    """Log and count a notification signed very long ago, or ahead of this service's clock."""
+    if now - note.signed_at > OLD_AFTER:
+        reason, what = "old", "signed over 180 days ago"
+    elif note.signed_at - now > AHEAD_BY:
+        reason, what = "future", "signed ahead of this service's clock"
+    else:
+        return
+    APPLE_NOTIFICATIONS_OUT_OF_DATE.labels(reason).inc()
+    fields = {
+        "publisherId": publisher_id,
+        "notificationUUID": note.notification_uuid,
+        "notificationType": note.notification_type,
+        "signedDate": note.signed_at.isoformat(),
+        "ageDays": round((now - note.signed_at).total_seconds() / 86400, 1),
+    }
+    log.warning("apple notification %s", what, extra={"fields": fields})
+
+
 async def receive(
     db: Executor, apple: AppleGateway, box: SecretBox, publisher_id: int, signed: str, now: datetime
 ) -> tuple[str, bool]:
@@ -102,6 +129,7 @@ async def receive(
     verifying, which may wait on OCSP); return its UUID and whether it was known already."""
     app = await _app(db, box, publisher_id, signed)
     note = await _verified(apple, app, signed)
+    _look_at_its_date(publisher_id, note, now)
     notification_id = await repository.store(db, _new(publisher_id, note, signed, now))
     return note.notification_uuid, notification_id is None
 

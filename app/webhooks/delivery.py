@@ -187,8 +187,13 @@ class WebhookSender:
     def _message(self, found: ToSend) -> Message:
         assert found.secret_encrypted is not None
         body = envelope(found.publisher_id, found.topic, found.data)
-        secret = self.secrets.decrypt(found.secret_encrypted)
+        secret = self._secret(found.secret_encrypted, found.publisher_id, found.topic, found.url)
         return Message(found.url, found.webhook_id, body, secret)
+
+    def _secret(self, sealed: bytes, publisher_id: int, topic: str, url: str) -> str:
+        """The endpoint's secret (a delivery keeps its endpoint's topic and URL)."""
+        bound_to = repository.secret_binding(publisher_id, topic, url)
+        return self.secrets.open(sealed, purpose=repository.SECRET_PURPOSE, bound_to=bound_to)
 
     # Sending and concluding ------------------------------------------------------------------
 
@@ -249,7 +254,7 @@ class WebhookSender:
 
     def _held_attempt(self, held: HeldDelivery, job_id: int) -> Attempt:
         body = envelope(held.publisher_id, held.topic, held.data)
-        secret = self.secrets.decrypt(held.secret_encrypted)
+        secret = self._secret(held.secret_encrypted, held.publisher_id, held.topic, held.url)
         message = Message(held.url, held.webhook_id, body, secret)
         return Attempt(job_id, held.delivery_id, 0, 0, message, held.publisher_id, held=True)
 

@@ -18,6 +18,16 @@ from typing import Any
 from app.db import Executor, Row
 from app.enums import DeliveryStatus, JobKind
 from app.jobs.queue import DELETE_JOB, RESCHEDULE_JOB, insert_jobs, parse_count
+from app.security import Purpose, row_binding
+
+SECRET_PURPOSE: Purpose = "webhook-secret"  # noqa: S105 (a name)
+
+
+def secret_binding(publisher_id: int, topic: str, url: str) -> str:
+    """What an endpoint's sealed secret is bound to: its row's key (publisher, topic, URL), so a
+    ciphertext copied to another endpoint does not open there."""
+    return row_binding("webhook_endpoints", publisher_id, topic, url)
+
 
 _PENDING = f"'{DeliveryStatus.PENDING}'"
 
@@ -373,10 +383,21 @@ async def deliveries(
     return list(await db.fetch(statement, publisher_id, status, topic, limit))
 
 
-async def count_by_status(db: Executor) -> dict[str, int]:
-    """For /metrics: deliveries by status."""
-    rows = await db.fetch("SELECT status, count(*) AS n FROM webhook_deliveries GROUP BY status")
-    return {str(r["status"]): int(r["n"]) for r in rows}
+# For /metrics: the deliveries not settled as succeeded, by status, read from their partial index
+# (`ix_webhook_deliveries_unsettled`): the succeeded ones, nearly all of an ever-growing table, are
+# never counted (the attempts counter has every outcome).
+COUNT_UNSETTLED = f"""
+SELECT status, count(*) AS n FROM webhook_deliveries
+WHERE status <> '{DeliveryStatus.SUCCEEDED}' GROUP BY status
+"""  # noqa: S608 (a constant)
+
+
+async def count_unsettled(db: Executor) -> dict[str, int]:
+    """Pending and failed deliveries (both, zero when there are none)."""
+    counts = {DeliveryStatus.PENDING.value: 0, DeliveryStatus.FAILED.value: 0}
+    for row in await db.fetch(COUNT_UNSETTLED):
+        counts[str(row["status"])] = int(row["n"])
+    return counts
 
 
 ENDPOINT_COLUMNS = "id, topic, url, active, position"
@@ -452,3 +473,32 @@ async def purge_settled(db: Executor, before: datetime, limit: int) -> int:
 
 async def purge_events(db: Executor, before: datetime, limit: int) -> int:
     return parse_count(await db.execute(PURGE_EVENTS, before, limit))
+
+
+# Rotating the secrets at rest (`storekit-sync rotate-secrets`): every endpoint's, a batch at a
+# time in the order of their ids, each replaced only if it is still what was read.
+SEALED_SECRETS = """
+SELECT id, publisher_id, topic, url, secret_encrypted FROM webhook_endpoints
+WHERE id > $1 ORDER BY id LIMIT $2
+"""
+SEALED_SECRET = """
+SELECT id, publisher_id, topic, url, secret_encrypted FROM webhook_endpoints WHERE id = $1
+"""  # noqa: S105 (a statement)
+RESEAL_SECRET = """
+UPDATE webhook_endpoints SET secret_encrypted = $3
+WHERE id = $1 AND secret_encrypted = $2
+RETURNING id
+"""  # noqa: S105 (a statement)
+
+
+async def sealed_secrets(db: Executor, after_id: int, limit: int) -> list[Row]:
+    return list(await db.fetch(SEALED_SECRETS, after_id, limit))
+
+
+async def sealed_secret(db: Executor, endpoint_id: int) -> Row | None:
+    return await db.fetchrow(SEALED_SECRET, endpoint_id)
+
+
+async def reseal_secret(db: Executor, endpoint_id: int, old: bytes, new: bytes) -> bool:
+    """Replace the endpoint's sealed secret, unless it changed since it was read."""
+    return await db.fetchval(RESEAL_SECRET, endpoint_id, old, new) is not None

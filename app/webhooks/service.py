@@ -57,6 +57,11 @@ async def check_endpoints(endpoints: list[EndpointIn], allow_private: bool) -> N
         raise InvalidBody(problems)
 
 
+def _seal(box: SecretBox, publisher_id: int, topic: str, url: str, secret: str) -> bytes:
+    bound_to = repository.secret_binding(publisher_id, topic, url)
+    return box.seal(secret, purpose=repository.SECRET_PURPOSE, bound_to=bound_to)
+
+
 async def put_subscriptions(
     tx: Executor,
     settings: Settings,
@@ -71,7 +76,10 @@ async def put_subscriptions(
     await check_endpoints(endpoints, settings.webhook_allow_private_networks)
     given = [e.verification.options.shared_secret if e.verification else None for e in endpoints]
     plain = [secret or new_secret() for secret in given]
-    new = [NewEndpoint(e.url, box.encrypt(s)) for e, s in zip(endpoints, plain, strict=True)]
+    new = [
+        NewEndpoint(e.url, _seal(box, publisher_id, topic, e.url, secret))
+        for e, secret in zip(endpoints, plain, strict=True)
+    ]
     rows = await repository.replace_endpoints(tx, publisher_id, topic, new, now)
     return [
         SavedEndpoint(row, None if was_given else secret)

@@ -116,7 +116,7 @@ async def test_token_is_shown_once_and_stored_hashed(
     assert publisher.token.startswith("skp_") and len(publisher.token) >= 43
     context: Context = app.state.context
     stored = await context.db.fetchval(
-        "SELECT token_hash FROM publishers WHERE id = $1", publisher.id
+        "SELECT token_hash FROM publisher_tokens WHERE publisher_id = $1", publisher.id
     )
     assert publisher.token not in stored and len(stored) == 64
 

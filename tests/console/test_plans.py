@@ -145,6 +145,9 @@ CASES: dict[str, tuple[str, list[object], set[tuple[str, str | None]]]] = {
         [1],
         {("synchronizations", "uq_synchronizations_active_transaction")},
     ),
+    # Each job's delivery by its id and publisher. On empty tables the generic plan may take the
+    # partial index of unsettled deliveries (/metrics' count) instead: as bounded, and with
+    # statistics (300,000 deliveries, 3,000 pending) the planner takes the publisher's index.
     "a publisher's pending deliveries, through the queue": (
         console.BACKLOG_DELIVERIES,
         [1],
@@ -168,7 +171,16 @@ CASES: dict[str, tuple[str, list[object], set[tuple[str, str | None]]]] = {
 }
 
 
+ALSO: dict[tuple[str, str | None], tuple[str, str | None]] = {  # taken instead on empty tables
+    ("webhook_deliveries", "ix_webhook_deliveries_publisher"): (
+        "webhook_deliveries",
+        "ix_webhook_deliveries_unsettled",
+    ),
+}
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_page_statement_reads_through_an_index(empty_url: str, case: str) -> None:
     sql, arguments, expected = CASES[case]
-    assert _plan(empty_url, sql, arguments) == expected
+    alternative = {ALSO.get(scan, scan) for scan in expected}
+    assert _plan(empty_url, sql, arguments) in (expected, alternative)

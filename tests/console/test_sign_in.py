@@ -6,12 +6,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
 
 from app.clock import MovableClock
 from app.config import Settings
 from app.security import hash_token
 from app.simulator.server import BackgroundServer
-from tests.helpers.api import ADMIN_TOKEN, PublisherRef, make_settings, running
+from tests.helpers.api import ADMIN, ADMIN_TOKEN, PublisherRef, make_settings, running
 from tests.helpers.console import Console, csrf_of, post_form, text_of
 
 STRICT_POLICY = "default-src 'none'"
@@ -161,6 +162,25 @@ async def test_the_session_ends_with_its_credential(
     async with running(rotated, clock) as (_, other):
         other.cookies.update(cookies)
         assert (await other.get("/console")).status_code == 303
+
+
+async def test_a_revoked_publisher_token_ends_its_sessions(
+    app: FastAPI, client: httpx.AsyncClient, publisher: PublisherRef
+) -> None:
+    """A publisher's console session lives as long as the token it was opened with: revoked
+    (SPEC §7's token endpoints), it ends at its next request; another token's session lives on."""
+    tokens = f"/admin/publishers/{publisher.id}/tokens"
+    made = (await client.post(tokens, headers=ADMIN)).json()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as browser:
+        revoked, kept = Console(browser), Console(client)
+        assert (await revoked.sign_in(made["publisherToken"])).status_code == 303
+        assert (await kept.sign_in(publisher.token)).status_code == 303
+        assert (await revoked.get("/console")).status_code == 200
+        gone = await client.delete(f"{tokens}/{made['tokenId']}", headers=ADMIN)
+        assert gone.status_code == 204
+        assert (await revoked.get("/console")).status_code == 303
+        assert (await kept.get("/console")).status_code == 200
 
 
 async def test_an_altered_session_is_no_session(client: httpx.AsyncClient) -> None:

@@ -129,3 +129,14 @@ async def test_connections_lost_while_idle_are_replaced_without_an_error(
 )
 def test_which_asyncpg_errors_mean_the_database_is_lost(error: Exception, outage: bool) -> None:
     assert is_database_outage(error) is outage
+
+
+async def test_metrics_still_answer_while_the_database_is_lost(
+    proxy: PgProxy, client: httpx.AsyncClient
+) -> None:
+    """The process's own metrics are what an operator needs most then; the database's gauges
+    keep their last values."""
+    proxy.cut()
+    answer = await client.get("/metrics")
+    assert answer.status_code == 200
+    assert "storekit_http_requests_total" in answer.text

@@ -144,3 +144,28 @@ def test_a_busy_port_is_one_line_naming_its_option(tmp_path: Path, option: str) 
     assert dev.output().strip() == (
         f"storekit-sync: port {taken} is in use: choose another with {option} PORT"
     )
+
+
+async def test_the_seed_step_sends_the_simulators_control_token(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """docker-compose.dev.yml's seed wires the demo publisher into a simulator whose /sim needs
+    SIMULATOR_CONTROL_TOKEN."""
+    from app.dev.dev import seed_publisher
+    from app.simulator.server import SimulatorServer
+    from tests.helpers.api import ADMIN_TOKEN
+
+    for name in ("without", "with"):
+        (tmp_path / name).mkdir()
+    with SimulatorServer(control_token="sim-control-token-0123456789") as guarded:
+        with pytest.raises(RuntimeError, match="/sim/apps: 401"):
+            await seed_publisher(client, guarded.base_url, ADMIN_TOKEN, tmp_path / "without")
+        state = await seed_publisher(
+            client, guarded.base_url, ADMIN_TOKEN, tmp_path / "with", "sim-control-token-0123456789"
+        )
+    integration = await client.get(
+        f"/admin/publishers/{state.publisher_id}/storekit2",
+        headers={"X-Publisher-Token": state.publisher_token},
+    )
+    apps = [app["bundleId"] for app in integration.json()["apps"]]
+    assert state.bundle_id in apps, "wired to the guarded simulator"

@@ -9,9 +9,12 @@ from urllib.parse import parse_qs, urlsplit
 from app.db import with_database
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+) -> None:
     try:
         while data := await reader.read(65536):
+            await flowing.wait()
             writer.write(data)
             await writer.drain()
     except (ConnectionError, asyncio.CancelledError):
@@ -27,6 +30,8 @@ class PgProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.port = 0
 
     async def _connect_target(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -42,7 +47,10 @@ class PgProxy:
             return
         target_reader, target_writer = await self._connect_target()
         self._writers.update((writer, target_writer))
-        await asyncio.gather(_pipe(reader, target_writer), _pipe(target_reader, writer))
+        await asyncio.gather(
+            _pipe(reader, target_writer, self._flowing),
+            _pipe(target_reader, writer, self._flowing),
+        )
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._track, "127.0.0.1", 0)
@@ -67,11 +75,18 @@ class PgProxy:
 
     def restore(self) -> None:
         self.up = True
+        self._flowing.set()
+
+    def stall(self) -> None:
+        """Lose the database without a word: open connections stay open, nothing goes through
+        them (a failover, a dropped NAT entry) until `restore()`."""
+        self._flowing.clear()
 
     def url(self, database: str) -> str:
         return with_database(f"postgresql://postgres@127.0.0.1:{self.port}", database)
 
     async def stop(self) -> None:
+        self._flowing.set()
         self.cut()
         if self._server is not None:
             self._server.close()

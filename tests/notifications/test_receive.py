@@ -19,6 +19,7 @@ from app.config import Settings
 from app.enums import JobKind
 from app.jobs import queue
 from app.main import create_app
+from app.metrics import APPLE_NOTIFICATIONS_OUT_OF_DATE as OUT_OF_DATE
 from app.simulator.certs import generate_chain
 from app.simulator.server import BackgroundServer, SimulatorServer
 from app.simulator.signing import JwsSigner
@@ -300,3 +301,24 @@ async def test_online_checks_verify_off_the_event_loop(
         await asyncio.to_thread(server.stop)
     assert seen == [False]
     await nothing_stored(apple)
+
+
+async def test_a_notification_signed_long_ago_or_ahead_is_counted_and_still_stored(
+    apple: Apple, clock: MovableClock
+) -> None:
+    """Nothing Apple sends is older than 180 days when it arrives: one that is was kept and
+    posted again (or a clock is wrong). Counted and logged; stored as any (the newer state wins)."""
+    _, first = await held_back(apple)
+    _, second = await held_back(apple)
+
+    def counted() -> dict[str, float]:
+        return {r: OUT_OF_DATE.labels(r)._value.get() for r in ("old", "future")}
+
+    before = counted()
+    clock.advance(181 * 86400)
+    assert (await post(apple, first)).status_code == 200
+    assert counted() == {"old": before["old"] + 1, "future": before["future"]}
+    clock.advance(-181 * 86400 - 3600)  # this service's clock an hour behind Apple's
+    assert (await post(apple, second)).status_code == 200
+    assert counted() == {"old": before["old"] + 1, "future": before["future"] + 1}
+    assert await apple.stored() == 2

@@ -76,6 +76,7 @@ async def test_a_created_subscription_writes_its_sync_once(shop: Shop, worker: W
         connection.add_query_logger(lambda query: statements.append(query.query))
 
     db = shop.context.db
+    await shop.context.tokens.written()  # the tokens' lastUsedAt: no other statement in flight
     served = db.pool
     db.pool = await asyncpg.create_pool(db.url, min_size=1, max_size=4, init=watch)
     try:
@@ -284,7 +285,7 @@ async def test_subscriptions_filters(shop: Shop, worker: Worker) -> None:
     assert bad.json()["code"] == "REQ0001"
 
 
-async def test_metrics_follow_the_syncs(shop: Shop, worker: Worker) -> None:
+async def test_metrics_follow_the_syncs(shop: Shop, worker: Worker, clock: MovableClock) -> None:
     def sample(text: str, series: str) -> float:
         """The value of one series (name with its labels), 0 when it has no sample yet."""
         for line in text.splitlines():
@@ -297,6 +298,7 @@ async def test_metrics_follow_the_syncs(shop: Shop, worker: Worker) -> None:
     before = (await shop.client.get("/metrics")).text
     bought = await shop.purchase()
     sync_id = await shop.accepted(shop.customers[0], bought["transactionId"])
+    clock.advance(5)  # the database's gauges are read at most every 5 seconds
     during = (await shop.client.get("/metrics")).text
     assert 'storekit_jobs_due{kind="sync"}' in during
     assert 'storekit_synchronizations{status="processing"}' in during

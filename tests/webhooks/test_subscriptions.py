@@ -10,6 +10,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.clock import MovableClock
+from app.security import SecretBoxError
+from app.webhooks.repository import secret_binding
 from tests.helpers.api import (
     ADMIN,
     PublisherRef,
@@ -53,6 +55,7 @@ async def test_put_answers_the_list_and_shows_generated_secrets_once(
     secret = generated["verification"]["options"]["sharedSecret"]
     assert len(secret) == 32 and secret.replace("-", "").replace("_", "").isalnum()
     assert MY_SECRET not in answer.text
+    assert answer.headers["cache-control"] == "no-store", "no cache on the way keeps the secret"
 
     listed = await client.get("/3.1/webhook_subscriptions", headers=publisher.headers)
     assert listed.status_code == 200
@@ -106,7 +109,12 @@ async def test_secrets_are_encrypted_at_rest_and_never_logged(
         "SELECT secret_encrypted FROM webhook_endpoints WHERE publisher_id = $1", publisher.id
     )
     assert stored is not None and MY_SECRET.encode() not in stored
-    assert context.secrets.decrypt(stored) == MY_SECRET
+    bound_to = secret_binding(publisher.id, TOPIC, receiver.url("at-rest"))
+    assert context.secrets.open(stored, purpose="webhook-secret", bound_to=bound_to) == MY_SECRET
+    assert context.secrets.is_current(stored, purpose="webhook-secret")
+    elsewhere = secret_binding(publisher.id, TOPIC, receiver.url("elsewhere"))
+    with pytest.raises(SecretBoxError):  # sealed for its own row: copied to another, it is junk
+        context.secrets.open(stored, purpose="webhook-secret", bound_to=elsewhere)
     assert MY_SECRET not in caplog.text
 
 

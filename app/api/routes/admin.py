@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, cast
+from uuid import UUID
 
 from fastapi import APIRouter, Path, Response, status
 
@@ -20,6 +21,9 @@ from app.admin.schemas import (
     OfferPut,
     PublisherCreate,
     PublisherCreated,
+    PublisherTokenCreated,
+    PublisherTokenItem,
+    PublisherTokenList,
     StoreKit2Answer,
     StoreKit2Config,
     StoreKit2Overview,
@@ -40,6 +44,9 @@ WITHOUT_BODY = error_responses(e.InvalidPathParameters, e.NotFound)
 OfferIdPath = Annotated[str, Path(alias="offerId", pattern=OFFER_ID_PATTERN)]
 BundleIdPath = Annotated[str, Path(alias="bundleId", pattern=BUNDLE_ID_PATTERN, max_length=155)]
 CustomerIdPath = Annotated[int, Path(alias="customerId", ge=1, le=MAX_ID)]
+TokenIdPath = Annotated[UUID, Path(alias="tokenId")]
+# An answer that carries a secret is never kept by a cache on the way (OWASP API8).
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _storekit2_answer(row: Row, ownership: Ownership) -> StoreKit2Answer:
@@ -85,11 +92,64 @@ def _customer_answer(row: Row) -> CustomerAnswer:
     operation_id="createPublisher",
     responses=error_responses(e.InvalidBody),
 )
-async def create_publisher(body: PublisherCreate, _: Admin, tx: Tx) -> PublisherCreated:
+async def create_publisher(
+    body: PublisherCreate, _: Admin, tx: Tx, response: Response
+) -> PublisherCreated:
     publisher, token = await service.create_publisher(tx, body.name)
+    response.headers.update(NO_STORE)
     return PublisherCreated(
         publisher_id=publisher["id"], name=publisher["name"], publisher_token=token
     )
+
+
+@router.post(
+    "/publishers/{publisherId}/tokens",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="createPublisherToken",
+    responses=WITH_BODY,
+)
+async def create_token(
+    publisher_id: PublisherIdPath, _: PublisherAccess, tx: Tx, response: Response
+) -> PublisherTokenCreated:
+    """Another token for the publisher, shown this once; its earlier tokens keep working."""
+    row, token = await service.create_token(tx, publisher_id)
+    response.headers.update(NO_STORE)
+    return PublisherTokenCreated(
+        token_id=row["id"], publisher_token=token, created_at=row["created_at"]
+    )
+
+
+@router.get(
+    "/publishers/{publisherId}/tokens", operation_id="listPublisherTokens", responses=WITHOUT_BODY
+)
+async def list_tokens(
+    publisher_id: PublisherIdPath, _: PublisherAccess, context: Ctx
+) -> PublisherTokenList:
+    """The publisher's tokens (never the tokens themselves), oldest first."""
+    rows = await service.list_tokens(context.db, publisher_id)
+    items = [
+        PublisherTokenItem(
+            token_id=r["id"], created_at=r["created_at"], last_used_at=r["last_used_at"]
+        )
+        for r in rows
+    ]
+    return PublisherTokenList(items=items)
+
+
+@router.delete(
+    "/publishers/{publisherId}/tokens/{tokenId}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="revokePublisherToken",
+    responses=WITHOUT_BODY,
+)
+async def revoke_token(
+    publisher_id: PublisherIdPath, token_id: TokenIdPath, _: PublisherAccess, context: Ctx
+) -> Response:
+    """The token stops working on every process within one second. Revoking the last one is
+    allowed: the admin token can make another."""
+    await service.revoke_token(context.db, publisher_id, token_id)
+    context.tokens.forget(token_id)  # at once here; the other processes hear it from PostgreSQL
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.put(
@@ -228,10 +288,12 @@ async def create_customer_token(
     customer_id: CustomerIdPath,
     _: PublisherAccess,
     context: Ctx,
+    response: Response,
 ) -> TokenAnswer:
     customer = await service.get_customer(context.db, publisher_id, customer_id)
     account = customer["app_account_token"]
     token, expires = issue_customer_jwt(
         context, publisher_id, customer_id, context.clock.now(), account
     )
+    response.headers.update(NO_STORE)
     return TokenAnswer(jwt=token, expires_at=expires)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import errors
+from app.api.auth import MetricsScraper
 from app.api.deps import Ctx
 from app.api.openapi import PUBLIC, error_responses
 from app.api.routes import gauges
 from app.db import is_database_outage
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 
@@ -32,9 +36,23 @@ async def readyz(context: Ctx) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/metrics", operation_id="metrics", response_class=Response)
-async def metrics(context: Ctx) -> Response:
-    await gauges.refresh(context.db, context.clock.now())
+@router.get(
+    "/metrics",
+    operation_id="metrics",
+    response_class=Response,
+    responses=error_responses(errors.MissingCredentials, errors.InvalidCredentials, common=PUBLIC),
+)
+async def metrics(_: MetricsScraper, context: Ctx) -> Response:
+    """Prometheus text. With METRICS_TOKEN set, `Authorization: Bearer <METRICS_TOKEN>`. The
+    database's gauges are read at most every 5 seconds, whatever the scrape rate; while the
+    database is unreachable they keep their last values and the process's own metrics still
+    answer."""
+    try:
+        await context.gauges.run(lambda: gauges.refresh(context.db, context.clock.now()))
+    except Exception as exc:
+        if not is_database_outage(exc):
+            raise
+        log.warning("database gauges not refreshed: %s", type(exc).__name__)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Body, Path, Query, status
+from fastapi import APIRouter, BackgroundTasks, Body, Path, Query, Response, status
 
 from app.api.auth import MAX_ID, PublisherAccess, PublisherCaller, PublisherIdPath
 from app.api.deps import Ctx, Tx
@@ -63,12 +63,18 @@ def _delivery_item(row: Row) -> DeliveryItem:
     responses=error_responses(InvalidBody, InvalidPathParameters),
 )
 async def put_subscriptions(
-    topic: TopicPath, body: EndpointsBody, caller: PublisherCaller, context: Ctx, tx: Tx
+    topic: TopicPath,
+    body: EndpointsBody,
+    caller: PublisherCaller,
+    context: Ctx,
+    tx: Tx,
+    response: Response,
 ) -> list[EndpointOut]:
     c, now = context, context.clock.now()
     saved = await service.put_subscriptions(
         tx, c.settings, c.secrets, caller.publisher_id, topic, body, now
     )
+    response.headers["Cache-Control"] = "no-store"  # a generated secret is shown here, once
     return [_endpoint_out(s.row, s.generated_secret) for s in saved]
 
 
