@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=16, ge=1, le=1000)
     job_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
     retention_days: int = Field(default=90, ge=1, le=3650)
+    apple_reconcile_interval: float = Field(default=900.0, ge=1, le=86400)
     # Apple's rate limits (app.apple.budget): the share of Apple's figures the service spends, or
     # a number of calls per window for every endpoint instead; the window in seconds.
     apple_budget_share: float = Field(default=0.9, gt=0, le=1)

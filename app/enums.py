@@ -76,6 +76,25 @@ class NotificationStatus(StrEnum):
     STORED = "stored"
 
 
+class NotificationSource(StrEnum):
+    """How a stored notification reached the service: posted by Apple, or recovered from Apple's
+    notification history by the reconciliation (SPEC §6)."""
+
+    POSTED = "posted"
+    HISTORY = "history"
+
+
+class PassOutcome(StrEnum):
+    """How a reconciliation pass ended: everything read (`completed`); its bound reached, another
+    pass follows at once (`partial`); stopped by Apple's errors, the next interval tries again
+    (`stopped`); another process took the pass over (`superseded`)."""
+
+    COMPLETED = "completed"
+    PARTIAL = "partial"
+    STOPPED = "stopped"
+    SUPERSEDED = "superseded"
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
@@ -87,6 +106,7 @@ class JobKind(StrEnum):
     WEBHOOK_DELIVERY = "webhook_delivery"
     APPLE_NOTIFICATION = "apple_notification"
     RETENTION = "retention"  # periodic: one row, rescheduled by its own handler
+    RECONCILE = "reconcile"  # periodic: Apple's notification history and the expiry safety net
 
 
 class Topic(StrEnum):

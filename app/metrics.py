@@ -1,4 +1,5 @@
-"""Prometheus metrics (SPEC §8): requests, syncs, the job queue, webhook deliveries, Apple calls.
+"""Prometheus metrics (SPEC §8): requests, syncs, the job queue, webhook deliveries, Apple calls,
+reconciliation passes (by outcome only: a label per app would grow with the publishers).
 
 Counters and histograms are per process, as usual with Prometheus: scrape every process. The
 queue, sync and delivery gauges are read from the database (`app.api.routes.gauges`), so any process
@@ -59,6 +60,36 @@ APPLE_LATENCY = Histogram(
     "Time of one call to the App Store Server API",
     ["operation"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+RECONCILE_PASSES = Counter(
+    "storekit_reconcile_passes_total", "Reconciliation passes run by this process", ["outcome"]
+)
+RECONCILE_DURATION = Histogram(
+    "storekit_reconcile_pass_duration_seconds",
+    "Time of one reconciliation pass",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+NOTIFICATIONS_RECOVERED = Counter(
+    "storekit_notifications_recovered_total",
+    "Notifications the service lacked, recovered from Apple's notification history",
+)
+NOTIFICATIONS_REFUSED = Counter(
+    "storekit_recovered_notifications_refused_total",
+    "Notifications from Apple's history that failed verification (not stored)",
+)
+SAFETY_NET_CHECKED = Counter(
+    "storekit_safety_net_checked_total",
+    "Lapsed subscriptions read again from Apple by the expiry safety net",
+)
+SAFETY_NET_CORRECTED = Counter(
+    "storekit_safety_net_corrected_total",
+    "Subscriptions the expiry safety net changed (each with its webhooks)",
+)
+RECONCILE_APPLE_ERRORS = Counter(
+    "storekit_reconcile_apple_errors_total",
+    "Errors from Apple during reconciliation passes (transient, rate_limited, refused)",
+    ["kind"],
 )
 
 

@@ -36,8 +36,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from app.callers import CallerKind
 from app.enums import (
     DeliveryStatus,
+    NotificationSource,
     NotificationStatus,
     Ownership,
+    PassOutcome,
+    ProductType,
     SubscriptionStatus,
     SyncStatus,
     sql_in,
@@ -275,6 +278,17 @@ class Subscription(Base):
         Index("ix_subscriptions_customer", "customer_id", "offer_id", "publisher_id"),
         Index("ix_subscriptions_latest_transaction", "latest_transaction_id", "publisher_id"),
         Index("ix_subscriptions_purchase", "original_transaction_id", "publisher_id"),
+        # The expiry safety net's candidates (migration 0017): auto-renewable subscriptions still
+        # stored active, by expiry; access ends at or after `expires_at` (a grace period's end).
+        Index(
+            "ix_subscriptions_lapsing",
+            "expires_at",
+            "id",
+            postgresql_where=text(
+                f"status = '{SubscriptionStatus.ACTIVE}'"
+                f" AND product_type = '{ProductType.AUTO_RENEWABLE}'"
+            ),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(start=100_000_001), primary_key=True)
@@ -296,6 +310,8 @@ class Subscription(Base):
     in_trial: Mapped[bool] = mapped_column(Boolean, default=False)
     terminated_reason: Mapped[str | None] = mapped_column(String(16))
     apple_signed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the reconciliation last read its state from Apple (the expiry safety net).
+    apple_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -383,6 +399,7 @@ class AppleNotification(Base):
             "publisher_id", "notification_uuid", name="uq_apple_notifications_publisher_uuid"
         ),
         CheckConstraint(f"status IN {sql_in(*NotificationStatus)}", name="status"),
+        CheckConstraint(f"source IN {sql_in(*NotificationSource)}", name="source"),
         Index("ix_apple_notifications_publisher", "publisher_id", "id"),
         Index(
             "ix_apple_notifications_purchase",
@@ -410,6 +427,81 @@ class AppleNotification(Base):
     transaction_info: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     renewal_info: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     signed_payload: Mapped[str] = mapped_column(Text)
+    # Posted by Apple, or recovered from its notification history (SPEC §6); rows from before
+    # migration 0017 were all posted.
+    source: Mapped[str] = mapped_column(
+        String(16), server_default=text(f"'{NotificationSource.POSTED}'")
+    )
+
+
+class NotificationHistoryCursor(Base):
+    """How far the reconciliation has read Apple's notification history of one app in one
+    environment: to `checked_until` entirely, and within the window it is reading (when a pass
+    stopped midway), up to the page `page_token` leads to."""
+
+    __tablename__ = "notification_history_cursors"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["publisher_id", "bundle_id"],
+            ["storekit2_apps.publisher_id", "storekit2_apps.bundle_id"],
+            name="fk_notification_history_cursors_app",
+            ondelete="CASCADE",
+        ),
+        CheckConstraint("environment IN ('Production', 'Sandbox')", name="environment"),
+    )
+
+    publisher_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    bundle_id: Mapped[str] = mapped_column(String(155), primary_key=True)
+    environment: Mapped[str] = mapped_column(String(16), primary_key=True)
+    checked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    page_token: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReconcilePass(Base):
+    """One reconciliation pass: who ran it, when, how it ended and what it did."""
+
+    __tablename__ = "reconcile_passes"
+    __table_args__ = (
+        CheckConstraint(f"outcome IN {sql_in(*PassOutcome)}", name="outcome"),
+        Index("ix_reconcile_passes_started_at", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    holder: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    recovered: Mapped[int] = mapped_column(Integer)
+    checked: Mapped[int] = mapped_column(Integer)
+    corrected: Mapped[int] = mapped_column(Integer)
+    apple_errors: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class AppleTestNotification(Base):
+    """A test notification an operator asked Apple for: the app and environment its token
+    belongs to, so its status is asked where it was requested."""
+
+    __tablename__ = "apple_test_notifications"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["publisher_id", "bundle_id"],
+            ["storekit2_apps.publisher_id", "storekit2_apps.bundle_id"],
+            name="fk_apple_test_notifications_app",
+            ondelete="CASCADE",
+        ),
+        Index("ix_apple_test_notifications_requested_at", "requested_at"),
+    )
+
+    publisher_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    token: Mapped[str] = mapped_column(String(256), primary_key=True)
+    bundle_id: Mapped[str] = mapped_column(String(155))
+    environment: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 def _timestamp() -> Mapped[datetime]:

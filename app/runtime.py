@@ -27,6 +27,7 @@ from app.db import Database, DatabaseUnavailable, resolve_database_url
 from app.enums import JobKind
 from app.handlers.deliveries import deliver_job
 from app.handlers.notifications import apply_notification_job
+from app.handlers.reconcile import run_reconcile_job
 from app.handlers.retention import run_retention_job
 from app.handlers.sync import run_sync_job
 from app.jobs import queue
@@ -49,10 +50,11 @@ def job_handlers(context: Context) -> dict[str, Handler]:
         JobKind.WEBHOOK_DELIVERY: functools.partial(deliver_job, context),
         JobKind.APPLE_NOTIFICATION: functools.partial(apply_notification_job, context),
         JobKind.RETENTION: functools.partial(run_retention_job, context),
+        JobKind.RECONCILE: functools.partial(run_reconcile_job, context),
     }
 
 
-PERIODIC = (JobKind.RETENTION,)
+PERIODIC = (JobKind.RETENTION, JobKind.RECONCILE)
 
 
 async def ensure_periodic(context: Context) -> None:

@@ -34,6 +34,7 @@ pytest_plugins = (
     "tests.helpers.appstore",
     "tests.helpers.webhooks",
     "tests.helpers.counting",
+    "tests.helpers.reconcile",
 )
 
 

@@ -54,3 +54,22 @@ def test_a_tiny_run_writes_every_figure_and_stops_its_processes(tmp_path: Path) 
 
     leftovers = [p for p in results["setup"]["pids"].values() if psutil.pid_exists(p)]
     assert not leftovers, f"processes still running after the harness: {leftovers}"
+
+
+def test_the_reconciliation_measure_runs_at_a_tiny_size(tmp_path: Path) -> None:
+    out = tmp_path / "reconcile.json"
+    args = ["--subscriptions", "40", "--notifications", "25", "--lapsed", "10", "--json", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.reconcile", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = json.loads(out.read_text())
+    assert [step["step"][:2] for step in steps] == ["1.", "2.", "3.", "4.", "5."]
+    assert (steps[0]["recovered"], steps[2]["recovered"]) == (25, 0)
+    assert (steps[3]["checked"], steps[3]["corrected"]) == (10, 10)
+    assert all(step["seconds"] >= 0 for step in steps)

@@ -23,6 +23,7 @@ REPOSITORIES = (
     "app.jobs.queue",
     "app.notifications.repository",
     "app.purchases.repository",
+    "app.reconcile.repository",
     "app.subscriptions.repository",
     "app.webhooks.repository",
 )

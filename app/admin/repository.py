@@ -220,6 +220,21 @@ async def active_apps(db: Executor, publisher_id: int) -> list[Row]:
     return list(await db.fetch(ACTIVE_APPS, publisher_id))
 
 
+# Every app of every active integration, with when its integration was created (where the
+# reconciliation's first look at Apple's history starts).
+ALL_ACTIVE_APPS = f"""
+SELECT {", ".join(f"a.{name}" for name in APP_FIELDS)}, i.created_at AS integration_created_at
+FROM storekit2_integrations AS i
+JOIN storekit2_apps AS a ON a.publisher_id = i.publisher_id
+WHERE i.active
+ORDER BY a.publisher_id, a.created_at, a.bundle_id
+"""  # noqa: S608
+
+
+async def all_active_apps(db: Executor) -> list[Row]:
+    return list(await db.fetch(ALL_ACTIVE_APPS))
+
+
 # Remove every app and switch the integration off; its publisher, or nothing when it has none.
 REMOVE_APPS = """
 WITH integration AS (

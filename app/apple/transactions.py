@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -199,6 +199,12 @@ async def call(
         gateway.activity.count(app.publisher_id, ActivityMetric.APPLE, label, int(elapsed * 1000))
 
 
+def apple_code(exc: BaseException) -> int | None:
+    """The error code Apple answered with (`errorCode`), when the failure was Apple's answer."""
+    cause = exc if isinstance(exc, APIException) else exc.__cause__
+    return cause.raw_api_error if isinstance(cause, APIException) else None
+
+
 def refused(exc: AppleFinal) -> bool:
     """Apple refused the app's credentials (401)."""
     cause = exc.__cause__
@@ -291,6 +297,32 @@ async def _fetch_in(
         if str(candidate.originalTransactionId) == original:
             return await _merge_status(gateway, app, transaction_id, candidate, (signed, purchase))
     return purchase
+
+
+async def subscription_status(
+    gateway: AppleGateway,
+    app: AppleApp,
+    environment: Environment,
+    original: str,
+    *,
+    background: bool = False,
+) -> ApplePurchase | None:
+    """The purchase's subscription as Apple holds it now (Get All Subscription Statuses, every
+    part verified), named by its latest transaction; None when the answer has no subscription of
+    that purchase."""
+    response: StatusResponse = await call(
+        gateway,
+        app,
+        environment,
+        "get_all_subscription_statuses",
+        lambda client: client.get_all_subscription_statuses(original),
+        background=background,
+    )
+    item = _subscription_of(response, original)
+    if item is None:
+        return None
+    state = await _merge_status(gateway, app, original, item, None)
+    return replace(state, transaction_id=state.latest)
 
 
 def _items(response: StatusResponse) -> list[Any]:

@@ -42,7 +42,7 @@ NOTIFICATION_COLUMNS = (
     "n.id, n.notification_uuid, n.notification_type, n.subtype, n.environment,"
     " n.original_transaction_id, n.transaction_id, n.signed_at, n.received_at, n.status,"
     " n.outcome, n.subscription_id, n.applied_at, n.apple_status, n.transaction_info,"
-    " n.renewal_info"
+    " n.renewal_info, n.source"
 )
 EVENT_COLUMNS = "e.id, e.publisher_id, e.topic, e.payload, e.synchronization_id, e.created_at"
 DELIVERY_COLUMNS = (

@@ -1,7 +1,8 @@
 """`storekit-sync demo`: the whole flow once, on dev-style embedded parts, each step shown.
 
-register → poll → webhooks → entitlement → renewal notification → refund. Exits non-zero if any
-step does not do what the contract says.
+register → poll → webhooks → entitlement → renewal notification → refund; then a refund Apple
+posts while the service is down, which the service recovers from Apple's notification history
+when it starts again. Exits non-zero if any step does not do what the contract says.
 """
 
 from __future__ import annotations
@@ -49,9 +50,35 @@ def _expect(condition: bool, message: str) -> None:
         raise StepFailed(message)
 
 
+class Service:
+    """The API and its worker, on one port, stopped and started again as the demo says."""
+
+    def __init__(self, world: DevWorld) -> None:
+        self.world, self.port = world, 0
+        self.server: BackgroundServer | None = None
+
+    def start(self) -> None:
+        from app.main import create_app
+
+        self.server = BackgroundServer(create_app(self.world.settings), port=self.port)
+        self.server.start()
+        self.port = self.server.port
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
 class Demo:
-    def __init__(self, api: httpx.AsyncClient, world: DevWorld, state: DevState) -> None:
-        self.api, self.world, self.state = api, world, state
+    def __init__(
+        self, api: httpx.AsyncClient, world: DevWorld, state: DevState, service: Service
+    ) -> None:
+        self.api, self.world, self.state, self.service = api, world, state, service
         self.publisher = {"X-Publisher-Token": state.publisher_token}
         self.customer = state.customers[0]
 
@@ -131,9 +158,78 @@ class Demo:
         await _until("the subscriptionTerminated webhook", self._topic("subscriptionTerminated"))
         _show("6. Apple refunds: access ends", await self.entitlement_any())
 
-    async def entitlement_any(self) -> dict[str, Any]:
-        url = f"/3.1/entitlements/customer_id/{self.customer}/offer_id/{MONTHLY_OFFER}"
+    async def entitlement_any(self, customer: int | None = None) -> dict[str, Any]:
+        who = self.customer if customer is None else customer
+        url = f"/3.1/entitlements/customer_id/{who}/offer_id/{MONTHLY_OFFER}"
         return dict((await self.api.get(url, headers=self.publisher)).json())
+
+    async def synchronized(self, customer: int) -> dict[str, Any]:
+        """A new purchase of the monthly offer, registered for `customer` and synchronized."""
+        purchase = await buy(self.world, self.state)
+        body = {"cleengCustomerId": customer, "transactionId": purchase["transactionId"]}
+        answer = await self.api.post("/storekit2/purchases", json=body, headers=self.publisher)
+        _expect(answer.status_code == 202, f"register answered {answer.status_code}")
+        url = f"/purchases/synchronizations/{answer.json()['synchronizationId']}"
+
+        async def finalized() -> bool:
+            body = (await self.api.get(url, headers=self.publisher)).json()
+            return bool(body.get("status") == "finalized")
+
+        await _until("the sync to finalize", finalized)
+        return purchase
+
+    async def missed_refund(self) -> None:
+        """Apple refunds while the service is down; the service learns it from Apple's history."""
+        customer = self.state.customers[1]
+        purchase = await self.synchronized(customer)
+        granted = await self.entitlement_any(customer)
+        _expect(granted["accessGranted"] is True, f"no access after the sync: {granted}")
+        _show(
+            "7. another purchase, another customer: access granted",
+            {"customer": customer, "transactionId": purchase["transactionId"], **granted},
+        )
+        await asyncio.to_thread(self.service.stop)
+        _show("8. the service stops", {"API": f"{self.service.base_url} (down)"})
+        refunded = await self.sim_action(purchase["transactionId"], "refund")
+        attempts = [a["sendAttemptResult"] for a in refunded["notification"]["attempts"]]
+        _expect("SUCCESS" not in attempts, f"the refund reached a stopped service: {attempts}")
+        _show(
+            "9. Apple refunds meanwhile: its notification does not arrive",
+            {
+                "notificationType": "REFUND",
+                "notificationUUID": refunded["notification"]["notificationUuid"],
+                "sendAttemptResult": ", ".join(attempts),
+            },
+        )
+        terminated_before = self.topics().count("subscriptionTerminated")
+        await asyncio.to_thread(self.service.start)
+        _show(
+            "10. the service starts again",
+            {"its first reconciliation pass": "reads Apple's notification history"},
+        )
+
+        async def revoked() -> bool:
+            return not (await self.entitlement_any(customer))["accessGranted"]
+
+        await _until("the refund, recovered from Apple's history, to end access", revoked)
+
+        async def webhook() -> bool:
+            return self.topics().count("subscriptionTerminated") > terminated_before
+
+        await _until("the subscriptionTerminated webhook", webhook)
+        url = f"/admin/publishers/{self.state.publisher_id}/notifications"
+        notes = (await self.api.get(url, params={"limit": 1}, headers=self.publisher)).json()
+        note = notes["items"][0]
+        _expect(note["source"] == "history", f"the newest notification is {note}")
+        _show(
+            "11. recovered from Apple's history alone: access ends",
+            {
+                "notification": f"{note['notificationType']} (source: {note['source']})",
+                "outcome": note["outcome"],
+                "entitlement": await self.entitlement_any(customer),
+                "webhook": "subscriptionTerminated",
+            },
+        )
 
     def _topic(self, topic: str) -> Callable[[], Awaitable[bool]]:
         async def seen() -> bool:
@@ -150,19 +246,18 @@ class Demo:
         _show("4. entitlement: access granted", before)
         await self.renewal(purchase["transactionId"], before)
         await self.refund(purchase["transactionId"])
+        await self.missed_refund()
 
 
 async def _main(world: DevWorld) -> None:
-    from app.main import create_app
-
-    api_server = BackgroundServer(create_app(world.settings))
-    api_server.start()
+    service = Service(world)
+    service.start()
     try:
-        async with httpx.AsyncClient(base_url=api_server.base_url, timeout=15) as api:
+        async with httpx.AsyncClient(base_url=service.base_url, timeout=15) as api:
             state = await seed(api, world)
-            await Demo(api, world, state).run()
+            await Demo(api, world, state, service).run()
     finally:
-        api_server.stop()
+        service.stop()
 
 
 def run_demo() -> int:

@@ -3,7 +3,9 @@
 The embedded PostgreSQL, the App Store simulator, a local webhook receiver that prints what it
 gets (signature checked), the API and its worker; a demo publisher wired to the simulator with two
 apps (an iPhone app and an Apple TV app, one In-App Purchase key for both), two offers, three
-customers and every topic subscribed. Running it again reuses `DATA_DIR`.
+customers and every topic subscribed. Running it again reuses `DATA_DIR`: the database, and the
+simulator's state (`DATA_DIR/simulator/state.json`: its apps, purchases and notifications), so the
+purchases the service holds are still Apple's after a restart.
 """
 
 from __future__ import annotations
@@ -124,15 +126,23 @@ class DevWorld:
         self.simulator.stop()
 
 
+def simulator_state_file(data_dir: Path) -> Path:
+    return data_dir / "simulator" / "state.json"
+
+
 def start_world(sim_port: int = 9000, receiver_port: int = 0) -> DevWorld:
     """The simulator, the receiver, and settings for a service wired to both."""
     base = load_settings()
     base.data_dir.mkdir(parents=True, exist_ok=True)
     cert_dir = base.data_dir / "simulator"
-    # The simulator forgets its purchases when it stops, the database does not: start each run's
-    # transaction ids past the last run's, so that a new purchase never reuses an old id.
+    # The simulator keeps its state in DATA_DIR, as the database does. Its ids start past any a
+    # run of an earlier release (which kept no state) could have given, so none is reused.
     first_id = 2_000_000_000_000_000 + int(time.time() * 1000) * 100
-    state = SimulatorState(load_or_create_chain(cert_dir), first_transaction_id=first_id)
+    state = SimulatorState(
+        load_or_create_chain(cert_dir),
+        first_transaction_id=first_id,
+        state_file=simulator_state_file(base.data_dir),
+    )
     try:
         simulator = SimulatorServer(state, port=sim_port)
     except OSError:  # taken since dev checked it

@@ -116,6 +116,30 @@ async def reschedule(db: Executor, job_id: int, run_at: datetime, error: str | N
     await db.execute(RESCHEDULE, job_id, run_at, error)
 
 
+# A job's holder proves it still holds it: `attempts` grows with each claim, so a job claimed
+# again by another worker (its lease ran out) no longer matches the holder's claim. Locking the
+# row makes that worker's claim wait until the holder's transaction ends.
+STILL_HELD = "SELECT true FROM jobs WHERE id = $1 AND attempts = $2 FOR UPDATE"
+
+
+async def still_held(db: Executor, job_id: int, attempts: int) -> bool:
+    """In the caller's transaction: the job is still the one its holder claimed (`attempts` as
+    claimed), locked until the transaction ends."""
+    return bool(await db.fetchval(STILL_HELD, job_id, attempts))
+
+
+RESCHEDULE_HELD = (
+    RESCHEDULE_JOB.format(job="$1", run_at="$3", error="$4") + " AND attempts = $2 RETURNING id"
+)
+
+
+async def reschedule_held(
+    db: Executor, job_id: int, attempts: int, run_at: datetime, error: str | None
+) -> bool:
+    """`reschedule`, only if the job is still the one claimed with `attempts`."""
+    return await db.fetchval(RESCHEDULE_HELD, job_id, attempts, run_at, error) is not None
+
+
 RELEASE = """
 UPDATE jobs SET locked_by = NULL, locked_until = NULL, attempts = attempts - 1
 WHERE id = ANY($1::bigint[]) AND locked_by = $2

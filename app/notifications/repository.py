@@ -1,4 +1,6 @@
-"""The `apple_notifications` table: Apple's notifications as received, and what each did.
+"""The `apple_notifications` table: Apple's notifications as received (posted by Apple or
+recovered from its history), and what each did; and `apple_test_notifications`, the test
+notifications operators asked Apple for.
 
 Stored once per publisher and `notificationUUID`, with its job when it has something to apply, in
 one statement.
@@ -12,13 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from app.db import Executor, Row
-from app.enums import JobKind, NotificationStatus
+from app.enums import JobKind, NotificationSource, NotificationStatus
 from app.jobs.queue import insert_jobs, parse_count
 
 COLUMNS = (
     "id, publisher_id, notification_uuid, notification_type, subtype, environment,"
     " original_transaction_id, transaction_id, signed_at, received_at, status, outcome,"
-    " subscription_id, applied_at, apple_status, transaction_info, renewal_info"
+    " subscription_id, applied_at, apple_status, transaction_info, renewal_info, source"
 )
 
 
@@ -40,6 +42,7 @@ class NewNotification:
     transaction_info: dict[str, Any] | None
     renewal_info: dict[str, Any] | None
     signed_payload: str
+    source: NotificationSource
 
 
 _NEW_FIELDS = tuple(NewNotification.__dataclass_fields__)
@@ -78,6 +81,29 @@ async def store(db: Executor, new: NewNotification) -> int | None:
     """Store the notification (and its job); None when this UUID was stored already."""
     found = await db.fetchval(STORE, *(_value(new, name) for name in _NEW_FIELDS))
     return None if found is None else int(found)
+
+
+KNOWN = """
+SELECT notification_uuid FROM apple_notifications
+WHERE publisher_id = $1 AND notification_uuid = ANY($2::text[])
+"""
+
+
+async def known(db: Executor, publisher_id: int, uuids: list[str]) -> set[str]:
+    """Which of these notificationUUIDs the publisher has stored already."""
+    if not uuids:
+        return set()
+    return {str(row["notification_uuid"]) for row in await db.fetch(KNOWN, publisher_id, uuids)}
+
+
+RECEIVED_AT = """
+SELECT received_at FROM apple_notifications WHERE publisher_id = $1 AND notification_uuid = $2
+"""
+
+
+async def received_at(db: Executor, publisher_id: int, notification_uuid: str) -> datetime | None:
+    found = await db.fetchval(RECEIVED_AT, publisher_id, notification_uuid)
+    return found if isinstance(found, datetime) else None
 
 
 @dataclass(frozen=True)
@@ -175,6 +201,41 @@ async def newest(
     ORDER BY id DESC LIMIT $3
     """  # noqa: S608
     return list(await db.fetch(statement, publisher_id, status, limit))
+
+
+SAVE_TEST = """
+INSERT INTO apple_test_notifications (publisher_id, token, bundle_id, environment, requested_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (publisher_id, token) DO NOTHING
+"""
+
+
+async def save_test(
+    db: Executor, publisher_id: int, token: str, bundle_id: str, environment: str, now: datetime
+) -> None:
+    """Remember which app and environment a test notification's token belongs to."""
+    await db.execute(SAVE_TEST, publisher_id, token, bundle_id, environment, now)
+
+
+REQUESTED_TEST = """
+SELECT publisher_id, token, bundle_id, environment, requested_at FROM apple_test_notifications
+WHERE publisher_id = $1 AND token = $2
+"""
+
+
+async def requested_test(db: Executor, publisher_id: int, token: str) -> Row | None:
+    return await db.fetchrow(REQUESTED_TEST, publisher_id, token)
+
+
+PURGE_TESTS = """
+DELETE FROM apple_test_notifications WHERE (publisher_id, token) IN (
+    SELECT publisher_id, token FROM apple_test_notifications WHERE requested_at < $1 LIMIT $2
+)
+"""
+
+
+async def purge_tests(db: Executor, before: datetime, limit: int) -> int:
+    return parse_count(await db.execute(PURGE_TESTS, before, limit))
 
 
 # Retention: notifications applied, ignored or stored only, older than a cutoff; never a pending one.

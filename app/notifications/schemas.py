@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from app.enums import NotificationStatus
-from app.schemas import ApiModel, ApiResponse
+from app.enums import NotificationSource, NotificationStatus
+from app.schemas import ApiModel, ApiResponse, BundleId
 
 MAX_SIGNED_PAYLOAD = 60_000
 
@@ -32,15 +32,48 @@ class NotificationItem(ApiResponse):
     notification_uuid: str = Field(alias="notificationUUID")
     notification_type: str
     subtype: str | None
-    environment: str | None
     original_transaction_id: str | None
+    source: NotificationSource = Field(
+        description="`posted` by Apple, or `history`: recovered from Apple's notification history."
+    )
+    received_at: datetime
+    applied_at: datetime | None = Field(description="When it was applied; null while pending.")
+    outcome: str | None = Field(description="What it changed, or why it changed nothing.")
+    status: NotificationStatus
+    environment: str | None
     transaction_id: str | None
     signed_date: datetime
-    received_at: datetime
-    status: NotificationStatus
-    outcome: str | None = Field(description="What it changed, or why it changed nothing.")
     subscription_id: int | None
 
 
 class NotificationList(ApiResponse):
     items: list[NotificationItem]
+
+
+class NotificationTestRequest(ApiModel):
+    """`POST …/storekit2/test-notification`: the app to test (default: the publisher's oldest)."""
+
+    bundle_id: BundleId | None = None
+
+
+class NotificationTestToken(ApiResponse):
+    test_notification_token: str
+
+
+class SendAttemptItem(ApiResponse):
+    attempt_date: datetime | None
+    send_attempt_result: str | None = Field(
+        description="Apple's sendAttemptResult: SUCCESS, SOCKET_ISSUE, TIMED_OUT, …"
+    )
+
+
+class AppleTestStatus(ApiResponse):
+    send_attempts: list[SendAttemptItem]
+
+
+class NotificationTestAnswer(ApiResponse):
+    test_notification_token: str
+    received_at: datetime | None = Field(
+        description="When this service received the TEST notification; null if it has not."
+    )
+    apple: AppleTestStatus

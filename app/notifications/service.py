@@ -1,4 +1,4 @@
-"""App Store Server Notifications V2 (SPEC §6): receive, store, apply, list.
+"""App Store Server Notifications V2 (SPEC §6): receive, recover, store, apply, list.
 
 Receiving verifies the signed payload (and the signed data inside it) with the verifier of the
 publisher's app the notification names (its `bundleId`, read unverified only to choose the
@@ -6,6 +6,10 @@ verifier, which then checks it) and stores it, with its job, in one statement. A
 a sync takes to finalize), then the notification's, and applies Apple's word with the shared rules
 (`app.subscriptions.changes`); a notification about a purchase never synchronized stays `pending`
 until the sync that registers it applies it (`apply_pending`).
+
+A notification recovered from Apple's notification history (the reconciliation) is verified with
+the verifier of the app whose history it came from and stored exactly as a posted one, with its
+job, its `source` saying `history`: from there on nothing tells them apart.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from app.apple.notifications import (
 )
 from app.apple.transactions import AppleFinal, AppleTransient
 from app.db import Executor, Row
-from app.enums import NotificationStatus
+from app.enums import NotificationSource, NotificationStatus
 from app.errors import InvalidBody, ServiceUnavailable, detail
 from app.metrics import APPLE_NOTIFICATIONS_OUT_OF_DATE
 from app.notifications import repository
@@ -79,7 +83,11 @@ async def _verified(apple: AppleGateway, app: AppleApp, signed: str) -> Verified
 
 
 def _new(
-    publisher_id: int, note: VerifiedNotification, signed: str, now: datetime
+    publisher_id: int,
+    note: VerifiedNotification,
+    signed: str,
+    now: datetime,
+    source: NotificationSource = NotificationSource.POSTED,
 ) -> NewNotification:
     has_purchase = note.transaction_id is not None and note.original_transaction_id is not None
     actionable = is_actionable(note.notification_type, has_purchase)
@@ -100,6 +108,7 @@ def _new(
         transaction_info=note.transaction,
         renewal_info=note.renewal,
         signed_payload=signed,
+        source=source,
     )
 
 
@@ -132,6 +141,38 @@ async def receive(
     _look_at_its_date(publisher_id, note, now)
     notification_id = await repository.store(db, _new(publisher_id, note, signed, now))
     return note.notification_uuid, notification_id is None
+
+
+def _uuid(signed: str) -> str | None:
+    try:
+        value = claims_of(signed).get("notificationUUID")
+    except AppleFinal:
+        return None
+    return value if isinstance(value, str) else None
+
+
+async def unknown(db: Executor, publisher_id: int, signed_payloads: list[str]) -> list[str]:
+    """The payloads whose notificationUUID the publisher has not stored, in their order. The
+    UUID is read unverified, only to skip what was stored (verified) before; a payload with no
+    readable UUID is kept, for the verification to refuse."""
+    uuids = {signed: _uuid(signed) for signed in signed_payloads}
+    stored = await repository.known(db, publisher_id, [u for u in uuids.values() if u])
+    return [signed for signed, uuid in uuids.items() if uuid is None or uuid not in stored]
+
+
+async def verify_recovered(apple: AppleGateway, app: AppleApp, signed: str) -> VerifiedNotification:
+    """Verify a notification from the history of `app`, as a posted one is verified; raises
+    `AppleFinal` (refused) or `AppleTransient` (its certificates could not be checked now)."""
+    return await verify_notification(apple, app, signed)
+
+
+async def store_recovered(
+    db: Executor, publisher_id: int, note: VerifiedNotification, signed: str, now: datetime
+) -> bool:
+    """Store a verified notification from Apple's history, with its job, as a posted one is
+    stored; False when its UUID was stored meanwhile."""
+    new = _new(publisher_id, note, signed, now, NotificationSource.HISTORY)
+    return await repository.store(db, new) is not None
 
 
 def _notice(note: Stored) -> Notice:

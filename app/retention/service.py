@@ -10,6 +10,7 @@ from datetime import datetime
 from app.db import Executor
 from app.notifications import repository as notifications
 from app.purchases import repository as purchases
+from app.reconcile import repository as reconcile
 from app.webhooks import repository as webhooks
 
 BATCH = 1000
@@ -21,6 +22,8 @@ PURGES: tuple[tuple[str, Purge], ...] = (
     ("webhook deliveries", webhooks.purge_settled),
     ("webhook events", webhooks.purge_events),
     ("apple notifications", notifications.purge_done),
+    ("apple test notifications", notifications.purge_tests),
+    ("reconcile passes", reconcile.purge_passes),
     ("register failures", purchases.purge_failures),
 )
 

@@ -77,6 +77,8 @@ def _fault_answer(state: SimulatorState, fault: Fault) -> Response:
         return drop_response()
     if fault.kind is FaultKind.NOT_JSON:
         return HTMLResponse("<html>bad gateway</html>")
+    if fault.error_code is not None:
+        return apple_error(ErrorCode(fault.error_code)).response
     return not_found().response
 
 

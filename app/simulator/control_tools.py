@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from app.simulator.deps import NotifierDep, State
-from app.simulator.faults import Fault
+from app.simulator.errors import ErrorCode
+from app.simulator.faults import Fault, FaultKind
 from app.simulator.notifications import deliver
 from app.simulator.schemas import Delivery, FaultCreate, FaultOut, NotificationOut
 from app.simulator.views import fault_out, notification_out
@@ -55,6 +56,16 @@ async def resend_notification(
     return notification_out(record)
 
 
+def _not_found_code(body: FaultCreate) -> int | None:
+    """`errorCode` is for `not_found` only, and must be one of Apple's 404 codes."""
+    if body.error_code is None:
+        return None
+    codes = {int(c) for c in ErrorCode if c.http_status == 404}
+    if body.kind is not FaultKind.NOT_FOUND or body.error_code not in codes:
+        raise HTTPException(422, f"errorCode goes with not_found, one of {sorted(codes)}")
+    return body.error_code
+
+
 @router.post("/faults", status_code=201)
 async def add_fault(body: FaultCreate, state: State) -> FaultOut:
     """Make Apple's paths fail: all calls, or only those about one purchase; a share; n times."""
@@ -66,6 +77,7 @@ async def add_fault(body: FaultCreate, state: State) -> FaultOut:
         times=body.times,
         delay_seconds=body.delay_seconds,
         retry_after_ms=body.retry_after_ms,
+        error_code=_not_found_code(body),
     )
     state.faults.add(fault)
     return fault_out(fault)

@@ -44,6 +44,7 @@ class Fault:
     times: int | None = None
     delay_seconds: float = 0.0
     retry_after_ms: int = 1000
+    error_code: int | None = None  # not_found: Apple's 404 errorCode (default 4040010)
     hits: int = 0
 
 

@@ -195,6 +195,9 @@ class FaultCreate(Body):
     times: int | None = Field(default=None, ge=1, description="default: until removed")
     delay_seconds: float = Field(default=0.0, ge=0.0)
     retry_after_ms: int = Field(default=1000, ge=0, description="Retry-After = now + this")
+    error_code: int | None = Field(
+        default=None, description="not_found: Apple's 404 errorCode to answer (default 4040010)"
+    )
 
 
 class FaultOut(Answer):
@@ -205,6 +208,7 @@ class FaultOut(Answer):
     times: int | None
     delay_seconds: float
     retry_after_ms: int
+    error_code: int | None
     hits: int
 
 

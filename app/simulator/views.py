@@ -102,5 +102,6 @@ def fault_out(fault: Fault) -> FaultOut:
         times=fault.times,
         delay_seconds=fault.delay_seconds,
         retry_after_ms=fault.retry_after_ms,
+        error_code=fault.error_code,
         hits=fault.hits,
     )

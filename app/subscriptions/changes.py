@@ -1,5 +1,6 @@
 """What Apple's word about a purchase does to its subscription, whenever it arrives: a notification
-Apple posted, one recovered from its history, or a status read again by the reconciliation.
+Apple posted, one recovered from its history, or a status read again by the reconciliation
+(`apply_state`: followed as a notification would be, `STATE` naming it in the rules).
 
 Every rule runs with the purchase's lock held and its current subscription locked, after making
 sure Apple's word is not older than what the subscription holds. Apple's signed state is the
@@ -36,6 +37,7 @@ from app.subscriptions.model import Subscription
 from app.subscriptions.ownership import new_subscription, refresh
 
 IN_GRACE = 4
+STATE = "STATUS"  # not a notification: Apple's state read again by the reconciliation
 REINSTATABLE = (EndReason.REFUNDED, EndReason.REVOKED)
 WAITING = "waiting for the purchase to be synchronized"
 
@@ -169,13 +171,14 @@ RULES: dict[str, Rule] = {
     "DID_CHANGE_RENEWAL_STATUS": renewal_status,
     "REFUND": revoke,
     "REVOKE": revoke,
+    STATE: follow,  # a revoked state is a refund (`revoke` names REVOKE only for REVOKE)
 }
 
 
 def is_actionable(notification_type: str, has_purchase: bool) -> bool:
     """Types with a rule change subscriptions; TEST and the informational types are stored only.
     `has_purchase`: the notification carries a signed transaction with both ids."""
-    return has_purchase and notification_type in RULES
+    return has_purchase and notification_type in RULES and notification_type != STATE
 
 
 def _older(notice: Notice, subscription: Subscription, synced: bool = False) -> Change | None:
@@ -239,3 +242,13 @@ async def apply_notice(
     outcome = RULES[notice.kind](step)
     await repository.save(db, subscription)
     return Change(NotificationStatus.APPLIED, outcome, subscription.id, step.events)
+
+
+async def apply_state(
+    db: Executor, publisher_id: int, facts: ApplePurchase, now: datetime
+) -> Change:
+    """Apple's current state of the purchase, read again (the reconciliation's expiry safety
+    net), applied as a notification carrying it would be: a renewal extends, an expiry expires,
+    a revocation terminates, each with its webhook. The purchase's lock is the caller's."""
+    notice = Notice(STATE, facts.signed_at or now, facts)
+    return await apply_notice(db, publisher_id, notice, now)

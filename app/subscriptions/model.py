@@ -34,6 +34,7 @@ class Subscription:
     created_at: datetime
     updated_at: datetime
     bundle_id: str | None = None  # the app of the purchase (None: unknown, from before apps)
+    apple_checked_at: datetime | None = None  # when the reconciliation last read it from Apple
 
 
 COLUMNS = tuple(f.name for f in fields(Subscription))

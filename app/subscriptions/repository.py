@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.db import Executor, Row
-from app.enums import EndReason, SubscriptionStatus
-from app.subscriptions.access import access_end, active_sql, status_sql
+from app.enums import EndReason, ProductType, SubscriptionStatus
+from app.subscriptions.access import ACCESS_END_SQL, access_end, active_sql, status_sql
 from app.subscriptions.model import COLUMNS, WRITTEN, Subscription
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM subscriptions"  # noqa: S608 (the model's columns)
@@ -49,6 +49,23 @@ WHERE publisher_id = $1 AND customer_id = $2 AND offer_id = $3 AND {active_sql("
 """
 
 
+# The expiry safety net's candidates (SPEC §6): auto-renewable subscriptions still stored active
+# whose access ended before the cutoff ($1), with no word from Apple since (no notification or
+# sync signed after the end, no read by the safety net after it), oldest expiry first. The
+# constants match the partial index `ix_subscriptions_lapsing` (migration 0017); access ends at
+# or after `expires_at`, so the index's range holds every candidate.
+_LAPSED = f"""{_SELECT}
+WHERE status = '{SubscriptionStatus.ACTIVE}' AND product_type = '{ProductType.AUTO_RENEWABLE}'
+    AND expires_at < $1 AND ({ACCESS_END_SQL}) < $1
+    AND coalesce(greatest(apple_signed_at, apple_checked_at), '-infinity') < ({ACCESS_END_SQL})
+"""
+LAPSED = f"{_LAPSED} ORDER BY expires_at, id LIMIT $2"
+# The same, after a candidate already seen in this pass ($3, $4: its expiry and id).
+LAPSED_AFTER = f"{_LAPSED} AND (expires_at, id) > ($3, $4) ORDER BY expires_at, id LIMIT $2"
+
+MARK_CHECKED = "UPDATE subscriptions SET apple_checked_at = $2 WHERE id = $1"
+
+
 def _subscription(row: Row) -> Subscription:
     values = dict(row)
     values["status"] = SubscriptionStatus(values["status"])
@@ -67,6 +84,23 @@ async def latest(db: Executor, publisher_id: int, original: str) -> Subscription
     None when it never had one. Locked until the transaction ends."""
     row = await db.fetchrow(LATEST, publisher_id, original)
     return None if row is None else _subscription(row)
+
+
+async def lapsed(
+    db: Executor, cutoff: datetime, limit: int, after: tuple[datetime, int] | None = None
+) -> list[Subscription]:
+    """Up to `limit` of the safety net's candidates whose access ended before `cutoff`, in the
+    order of their expiry, after `after` (an expiry and an id) when given."""
+    if after is None:
+        rows = await db.fetch(LAPSED, cutoff, limit)
+    else:
+        rows = await db.fetch(LAPSED_AFTER, cutoff, limit, *after)
+    return [_subscription(row) for row in rows]
+
+
+async def mark_checked(db: Executor, subscription_id: int, now: datetime) -> None:
+    """The safety net read the subscription from Apple at `now` (after saving any change)."""
+    await db.execute(MARK_CHECKED, subscription_id, now)
 
 
 async def insert(db: Executor, subscription: Subscription) -> None:

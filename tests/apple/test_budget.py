@@ -98,9 +98,14 @@ async def _settled(api: httpx.AsyncClient, ids: list[str], seconds: float) -> se
         await asyncio.sleep(0.3)
 
 
+SYNC_ROUTES = ("/inApps/v1/subscriptions/{", "/inApps/v1/transactions/{")
+
+
 async def _calls(shop: Shop, status: int) -> int:
+    """The syncs' calls Apple answered with `status` (not the history a reconciliation reads)."""
     counted = (await shop.sim.get("/sim/calls")).json()["calls"]
-    return sum(c["count"] for c in counted if c["status"] == status)
+    syncs = [c for c in counted if str(c["route"]).startswith(SYNC_ROUTES)]
+    return sum(c["count"] for c in syncs if c["status"] == status)
 
 
 async def test_a_burst_bigger_than_apples_budget_is_shaped_to_it(shop: Shop, serve: Serve) -> None:

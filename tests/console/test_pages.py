@@ -72,6 +72,25 @@ async def test_a_refund_and_its_webhook_are_on_the_purchase_s_timeline(
     assert len(receiver["refunds"].verified()) == 1
 
 
+async def test_a_notification_recovered_from_apple_s_history_says_so(
+    apple: Apple, operator: Console
+) -> None:
+    bought, _ = await apple.subscribed()
+    await apple.act(bought["transactionId"], "renew")
+    assert await apple.worker.drain() == 1
+    # As the reconciliation stores what it recovers (tests/reconcile shows it doing so).
+    await apple.shop.context.db.execute(
+        "UPDATE apple_notifications SET source = 'history' WHERE publisher_id = $1",
+        apple.shop.publisher.id,
+    )
+    url = (
+        f"/console/publishers/{apple.shop.publisher.id}/purchases/{bought['originalTransactionId']}"
+    )
+    seen = text_of((await operator.get(url)).text)
+    assert "DID_RENEW" in seen and "recovered from Apple's notification history" in seen
+    assert "posted by Apple" not in seen
+
+
 async def test_a_sync_shows_what_apple_said(shop: Shop, worker: Worker, operator: Console) -> None:
     _, sync_id = await _synced(shop, worker)
     page = await operator.get(f"/console/publishers/{shop.publisher.id}/syncs/{sync_id}")

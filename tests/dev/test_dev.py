@@ -77,10 +77,14 @@ def test_dev_prints_a_curl_that_works(tmp_path: Path) -> None:
     finally:
         assert dev.stop(signal.SIGINT) == 0, dev.output()
     assert first_publisher is not None
-    again, _, _ = _run_dev(tmp_path, data_dir, "again.log")
+    assert (data_dir / "simulator" / "state.json").is_file(), "the simulator kept its state"
+    again, _, sim_again = _run_dev(tmp_path, data_dir, "again.log")
     try:
         wait_until(lambda: "Then poll" in again.output(), 60, "dev to start again")
         assert f"publisher      {first_publisher.group(1)}" in again.output(), "the data was reused"
+        first_purchase = json.loads(body)["transactionId"]
+        kept = httpx.get(f"http://127.0.0.1:{sim_again}/sim/purchases/{first_purchase}")
+        assert kept.status_code == 200, "the simulator still knows the purchases the service holds"
     finally:
         assert again.stop(signal.SIGINT) == 0, again.output()
     assert not (data_dir / "postgres" / "postmaster.pid").exists(), "the embedded database stopped"
@@ -103,6 +107,11 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
         "4. entitlement",
         "5. Apple renews",
         "6. Apple refunds",
+        "7. another purchase",
+        "8. the service stops",
+        "9. Apple refunds meanwhile: its notification does not arrive",
+        "10. the service starts again",
+        "11. recovered from Apple's history alone: access ends",
     ):
         assert step in result.stdout, step
     assert "The whole flow works." in result.stdout

@@ -233,18 +233,24 @@ async def test_the_list_is_newest_first_and_filtered(apple: Apple) -> None:
     assert first["originalTransactionId"] == bought["originalTransactionId"]
     assert first["signedDate"] <= listed[0]["signedDate"]
     assert set(first) == {
+        # SPEC §6
         "notificationUUID",
         "notificationType",
         "subtype",
-        "environment",
         "originalTransactionId",
+        "source",
+        "receivedAt",
+        "appliedAt",
+        "outcome",
+        # and what the service adds
+        "environment",
         "transactionId",
         "signedDate",
-        "receivedAt",
         "status",
-        "outcome",
         "subscriptionId",
     }
+    assert {n["source"] for n in listed} == {"posted"}
+    assert [n["appliedAt"] for n in listed[1:]] == [None] * 3
     assert len(await apple.notifications(limit=2)) == 2
     assert [n["status"] for n in await apple.notifications(status="stored")] == ["stored"]
     assert await apple.worker.drain() == 3

@@ -12,6 +12,8 @@ from app.config import Settings
 from app.context import Context
 from app.enums import JobKind
 from app.jobs import queue
+from app.notifications import repository as notifications
+from app.reconcile import repository as reconcile
 from app.retention import service
 from tests.helpers.appstore import Apple
 
@@ -39,6 +41,11 @@ async def test_a_pass_deletes_what_finished_long_ago_and_keeps_the_rest(
     waiting = await shop.purchase()
     unfinished = await shop.accepted(shop.customers[1], waiting["transactionId"])
     await context.db.execute("DELETE FROM jobs")  # and it never runs: it stays unfinished
+    old_pass = await reconcile.begin_pass(context.db, "a reconciliation pass", clock.now())
+    token = f"old-test-{old_pass}"
+    await notifications.save_test(
+        context.db, shop.publisher.id, token, shop.bundle_id, "Sandbox", clock.now()
+    )
     clock.advance(100 * 86_400)  # now:
     await apple.subscribed()
     await queue.ensure_periodic(context.db, JobKind.RETENTION, clock.now())
@@ -47,6 +54,9 @@ async def test_a_pass_deletes_what_finished_long_ago_and_keeps_the_rest(
     assert await _count(context, "synchronizations", pid) == 2  # the recent one and unfinished
     assert (await shop.poll(unfinished))["status"] == "processing"
     assert await _count(context, "apple_notifications", pid) == 0
+    assert await _count(context, "apple_test_notifications", pid) == 0
+    passes = "SELECT count(*) FROM reconcile_passes WHERE id = $1"
+    assert await context.db.fetchval(passes, old_pass) == 0
     assert await _count(context, "subscriptions", pid) == 2, "subscriptions are never deleted"
     assert (await apple.access(customer))["accessGranted"] is True
     next_run = await context.db.fetchval("SELECT run_at FROM jobs WHERE singleton = 'retention'")

@@ -1,0 +1,1 @@
+"""The reconciliation (SPEC §6): nothing Apple said is ever missed."""
