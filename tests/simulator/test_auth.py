@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -28,7 +29,17 @@ def _other_private_key() -> str:
     return pem.decode()
 
 
+@dataclass(frozen=True)
+class FromNow:
+    """A time claim as seconds from when the token is made (not from when tests are collected,
+    which may be many minutes earlier)."""
+
+    seconds: int
+
+
 def _claims(app: SimApp, **changes: Any) -> dict[str, Any]:
+    now = int(time.time())
+    changes = {k: now + v.seconds if isinstance(v, FromNow) else v for k, v in changes.items()}
     claims = {
         "iss": app.issuer_id,
         "bid": app.bundle_id,
@@ -70,7 +81,7 @@ async def test_a_token_signed_with_another_key_is_refused(
 
 @pytest.mark.parametrize(
     "changes",
-    [{}, {"aud": ["appstoreconnect-v1"]}, {"iat": int(time.time())}, {"nbf": int(time.time())}],
+    [{}, {"aud": ["appstoreconnect-v1"]}, {"iat": FromNow(0)}, {"nbf": FromNow(0)}],
     ids=["apple", "audience-list", "with-iat", "with-nbf"],
 )
 async def test_a_well_formed_token_is_accepted(
@@ -97,16 +108,19 @@ async def test_a_tampered_token_is_refused(
     [
         {"aud": "appstoreconnect-v2"},
         {"aud": None},
-        {"exp": int(time.time()) - 10},
+        {"exp": FromNow(-10)},
         {"exp": None},
         {"iss": "another-issuer"},
         {"iss": None},
         {"bid": "com.example.unregistered"},
         {"bid": None},
         {"exp": "9999999999"},
-        {"nbf": int(time.time()) + 600},
+        {"nbf": FromNow(600)},
     ],
-    ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()),
+    ids=lambda c: ",".join(
+        f"{k}={'now' + format(v.seconds, '+d') if isinstance(v, FromNow) else v}"
+        for k, v in c.items()
+    ),
 )
 async def test_a_flawed_claim_is_refused_with_an_empty_401(
     sim: SimulatorServer, control: httpx.AsyncClient, app: SimApp, changes: dict[str, Any]
