@@ -21,6 +21,7 @@ from app.errors import (
     MissingCredentials,
     NotFound,
     TokenExpired,
+    detail,
 )
 from app.security import SigningKey, tokens_equal
 
@@ -31,6 +32,7 @@ MAX_ID = 2**63 - 1
 JWT_LEEWAY = 5
 
 PublisherIdPath = Annotated[int, Path(alias="publisherId", ge=1, le=MAX_ID)]
+CREDENTIALS = "no X-Admin-Token, X-Publisher-Token or Authorization: Bearer <customer JWT>"
 
 
 def issue_customer_jwt(
@@ -127,9 +129,13 @@ async def get_caller(
     )
     given = [h for h in (x_admin_token, x_publisher_token, authorization) if h is not None]
     if not given:
-        raise MissingCredentials()
+        raise MissingCredentials(message=f"Missing credentials: {CREDENTIALS} header")
     if len(given) > 1:
-        raise InvalidHeaders()
+        raise InvalidHeaders(
+            detail("X-Publisher-Token", "several credentials given: send only one"),
+            "Invalid headers: send one credential only (X-Admin-Token, X-Publisher-Token or"
+            " Authorization), not several",
+        )
     if x_admin_token is not None:
         return _admin(context, x_admin_token)
     if x_publisher_token is not None:
@@ -140,9 +146,13 @@ async def get_caller(
 AnyCaller = Annotated[Caller, Depends(get_caller)]
 
 
+def _forbidden(needed: str) -> Forbidden:
+    return Forbidden(message=f"Forbidden: this endpoint takes {needed}")
+
+
 async def require_admin(caller: AnyCaller) -> Caller:
     if not caller.is_admin:
-        raise Forbidden()
+        raise _forbidden("the admin token (X-Admin-Token)")
     return caller
 
 
@@ -153,28 +163,31 @@ async def require_publisher_access(
     token."""
     if caller.is_admin:
         if not await admin.publisher_exists(context.db, publisher_id):
-            raise NotFound()
+            raise NotFound(message=f"Publisher {publisher_id} not found")
         return caller
     if caller.kind == CallerKind.PUBLISHER and caller.publisher_id == publisher_id:
         return caller
-    raise Forbidden()
+    raise _forbidden(f"the admin token or publisher {publisher_id}'s own token")
 
 
 async def require_publisher(caller: AnyCaller) -> Caller:
     if caller.kind != CallerKind.PUBLISHER:
-        raise Forbidden()
+        raise _forbidden("a publisher token (X-Publisher-Token)")
     return caller
 
 
 async def require_customer(caller: AnyCaller) -> Caller:
     if caller.kind != CallerKind.CUSTOMER:
-        raise Forbidden()
+        raise _forbidden(
+            "a customer JWT (Authorization: Bearer); with a publisher token, read"
+            " /3.1/entitlements/customer_id/{customerId}/offer_id/{offerId}"
+        )
     return caller
 
 
 async def require_publisher_or_customer(caller: AnyCaller) -> Caller:
     if caller.kind not in (CallerKind.PUBLISHER, CallerKind.CUSTOMER):
-        raise Forbidden()
+        raise _forbidden("a publisher token (X-Publisher-Token) or a customer JWT")
     return caller
 
 
@@ -187,7 +200,9 @@ async def require_metrics_token(
     if expected is None:
         return
     if authorization is None or not authorization.strip():
-        raise MissingCredentials()
+        raise MissingCredentials(
+            message="Missing credentials: Authorization: Bearer <METRICS_TOKEN>"
+        )
     if not tokens_equal(_bearer(authorization), expected):
         raise InvalidCredentials()
 

@@ -107,7 +107,7 @@ class ProbeStatus:
 
 
 def _not_found(problem: str) -> NotFound:
-    return NotFound(detail(TOKEN_FIELD, problem))
+    return NotFound(detail(TOKEN_FIELD, problem), message=f"Test notification not found: {problem}")
 
 
 async def _received(db: Executor, publisher_id: int, signed: str | None) -> datetime | None:

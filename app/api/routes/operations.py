@@ -19,6 +19,18 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 
+@router.get("/", operation_id="index", summary="Where to start: the docs and the console")
+async def index() -> dict[str, str]:
+    """A pointer for whoever opens the service's address: the API's interactive reference, its
+    OpenAPI document and the operator console."""
+    return {
+        "service": "storekit-sync",
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+        "console": "/console",
+    }
+
+
 @router.get("/healthz", operation_id="health")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
