@@ -149,6 +149,13 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     ):
         assert step in result.stdout, step
     assert "The whole flow works." in result.stdout
+    # Each step shows the requests it made, secrets shortened, and times as times.
+    assert re.search(r"^POST /storekit2/purchases$", result.stdout, re.M)
+    assert re.search(r"^  X-Publisher-Token: skp_\S{4}…\S{4}$", result.stdout, re.M)
+    assert re.search(r"^GET /purchases/synchronizations/\S+", result.stdout, re.M)
+    assert re.search(r"^POST /sim/purchases/\d+/refund$", result.stdout, re.M)
+    assert not re.search(r"skp_[A-Za-z0-9_-]{20,}", result.stdout), "a whole token was shown"
+    assert re.search(r"expiresAt +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(\d+\)", result.stdout)
 
 
 def test_a_second_dev_on_the_same_data_dir_is_refused_in_one_line(tmp_path: Path) -> None:
