@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
@@ -213,3 +214,15 @@ PublisherAccess = Annotated[Caller, Depends(require_publisher_access)]
 PublisherCaller = Annotated[Caller, Depends(require_publisher)]
 CustomerCaller = Annotated[Caller, Depends(require_customer)]
 PublisherOrCustomer = Annotated[Caller, Depends(require_publisher_or_customer)]
+
+
+# What each credential dependency accepts, as OpenAPI security requirements (any one of them;
+# `{}`: none needed). The schemes themselves are defined in app/api/openapi.py.
+SECURITY: dict[Callable[..., Any], list[dict[str, list[str]]]] = {
+    require_admin: [{"adminToken": []}],
+    require_publisher_access: [{"adminToken": []}, {"publisherToken": []}],
+    require_publisher: [{"publisherToken": []}],
+    require_customer: [{"customerJwt": []}],
+    require_publisher_or_customer: [{"publisherToken": []}, {"customerJwt": []}],
+    require_metrics_token: [{"metricsToken": []}, {}],
+}

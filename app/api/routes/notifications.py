@@ -32,7 +32,9 @@ router = APIRouter()
     "/apple/notifications/{publisherId}",
     tags=["apple"],
     operation_id="receiveAppleNotification",
-    responses=error_responses(e.InvalidBody, e.InvalidPathParameters, common=PUBLIC),
+    responses=error_responses(
+        e.InvalidBody, e.InvalidPathParameters, e.PayloadTooLarge, common=PUBLIC
+    ),
 )
 async def receive_notification(
     publisher_id: PublisherIdPath, body: SignedNotification, context: Ctx
