@@ -171,7 +171,7 @@ def cmd_rotate_secrets(args: argparse.Namespace) -> int:
 
 
 async def _rotate(batch_size: int) -> list[Tally]:
-    """Every stored secret sealed again with SECRET_KEY (SPEC §10), a batch at a time."""
+    """Every stored secret sealed again with SECRET_KEY (docs/api.md §10), a batch at a time."""
     from app.config import load_settings as settings
     from app.db import Database
     from app.logs import configure_logging

@@ -1,4 +1,4 @@
-"""The error envelope of SPEC §2 and the domain errors that carry their code."""
+"""The error envelope of docs/api.md §2 and the domain errors that carry their code."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class InvalidCredentials(CleengError):
 
 
 class TokenExpired(InvalidCredentials):
-    """An authentic customer JWT whose `exp` has passed (SPEC §7): the code of any bad credential,
+    """An authentic customer JWT whose `exp` has passed (docs/api.md §7): the code of any bad credential,
     with a message that says what to do (get a new token)."""
 
     message = "Token expired"
@@ -112,7 +112,7 @@ class PurchaseNotFound(CleengError):
 
 
 class TooManyRequests(CleengError):
-    """A customer token's failed registers and transfers are over the limit (SPEC §3); the
+    """A customer token's failed registers and transfers are over the limit (docs/api.md §3); the
     answer's `Retry-After` says in how many seconds the window has room again."""
 
     status, code, message = 429, "REQ0006", "Too many requests"

@@ -1,4 +1,4 @@
-"""Provisioning bodies and answers (SPEC §7)."""
+"""Provisioning bodies and answers (docs/api.md §7)."""
 
 from __future__ import annotations
 
@@ -233,7 +233,7 @@ class CustomerAnswer(ApiResponse):
     customer_id: int
     email: str
     external_id: str | None
-    app_account_token: UUID  # what the customer's app passes to StoreKit (SPEC §3)
+    app_account_token: UUID  # what the customer's app passes to StoreKit (docs/api.md §3)
     created_at: datetime
 
 

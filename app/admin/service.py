@@ -1,5 +1,5 @@
 """Provisioning rules: publishers, the StoreKit 2 integration and its apps, offers, customers
-(SPEC §7).
+(docs/api.md §7).
 
 The caller (the request dependency) owns the transaction; the publisher in the path exists (the
 access dependency checked it).

@@ -1,4 +1,4 @@
-"""Who is calling: the admin token, a publisher token, or a customer JWT (SPEC §1, §7)."""
+"""Who is calling: the admin token, a publisher token, or a customer JWT (docs/api.md §1, §7)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def issue_customer_jwt(
     now: datetime,
     app_account_token: UUID | None = None,
 ) -> tuple[str, datetime]:
-    """A customer JWT; `appAccountToken` is the customer's UUID for StoreKit (SPEC §7), for the
+    """A customer JWT; `appAccountToken` is the customer's UUID for StoreKit (docs/api.md §7), for the
     app to pass when it buys."""
     expires = now + timedelta(seconds=context.settings.customer_token_ttl)
     claims: dict[str, Any] = {
@@ -124,7 +124,7 @@ async def get_caller(
     x_publisher_token: Annotated[str | None, Header()] = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Caller:
-    # An empty credential header counts as absent (SPEC §2).
+    # An empty credential header counts as absent (docs/api.md §2).
     x_admin_token, x_publisher_token, authorization = (
         h if h and h.strip() else None for h in (x_admin_token, x_publisher_token, authorization)
     )
@@ -196,7 +196,7 @@ async def require_metrics_token(
     context: Ctx, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     """/metrics with METRICS_TOKEN set: `Authorization: Bearer <METRICS_TOKEN>`, compared in
-    constant time; open when it is unset (SPEC §8)."""
+    constant time; open when it is unset (docs/api.md §8)."""
     expected = context.settings.metrics_token
     if expected is None:
         return

@@ -1,4 +1,4 @@
-"""Every error answers in the envelope of SPEC §2: the handlers FastAPI calls."""
+"""Every error answers in the envelope of docs/api.md §2: the handlers FastAPI calls."""
 
 from __future__ import annotations
 
@@ -196,7 +196,7 @@ async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def on_database_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    """A lost or refused database connection is never a 500 (SPEC §2)."""
+    """A lost or refused database connection is never a 500 (docs/api.md §2)."""
     log.warning("database unavailable: %s", exc)
     return _error_response(errors.ServiceUnavailable())
 

@@ -30,7 +30,7 @@ from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
 log = logging.getLogger("app.errors")
 
 MAX_BODY = 64 * 1024
-# SPEC §2: 1 to 256 printable characters; over 256 or a control character is malformed.
+# docs/api.md §2: 1 to 256 printable characters; over 256 or a control character is malformed.
 CORRELATION_ID = re.compile(r"^[\x20-\x7e]{1,256}$")
 CORRELATION_RULE = "must be 1 to 256 printable ASCII characters"
 BAD_ID = f"Invalid headers: Correlation-Id {CORRELATION_RULE}"

@@ -1,4 +1,4 @@
-"""The error codes each endpoint can answer, for the OpenAPI document (SPEC §8)."""
+"""The error codes each endpoint can answer, for the OpenAPI document (docs/api.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Entitlement and subscription answers (SPEC §4, Cleeng's shapes)."""
+"""Entitlement and subscription answers (docs/api.md §4, Cleeng's shapes)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Test notifications (SPEC §6): how an operator checks that Apple reaches the service.
+"""Test notifications (docs/api.md §6): how an operator checks that Apple reaches the service.
 
 Requesting one asks Apple's Request a Test Notification for one of the publisher's apps (the one
 named, else the oldest) in each environment the app is asked in, until Apple takes it; the token

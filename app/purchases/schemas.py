@@ -1,4 +1,4 @@
-"""Bodies and answers of the StoreKit 2 API (SPEC §3)."""
+"""Bodies and answers of the StoreKit 2 API (docs/api.md §3)."""
 
 from __future__ import annotations
 

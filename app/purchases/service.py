@@ -1,4 +1,4 @@
-"""Register, transfer and poll (SPEC §3), and finalizing a sync with what Apple said.
+"""Register, transfer and poll (docs/api.md §3), and finalizing a sync with what Apple said.
 
 A register is one statement on the `Database` (its own transaction: the sync and its job commit
 together, before the 202). A transfer checks the purchase between its reads and its insert, in the
@@ -41,7 +41,7 @@ from app.subscriptions import ownership
 from app.subscriptions import repository as subscriptions
 from app.subscriptions.events import Event
 
-# SPEC §3: a customer token with this many failed registers and transfers in the window gets 429
+# docs/api.md §3: a customer token with this many failed registers and transfers in the window gets 429
 # until the window has room again. Failed: a 422 answered to it, or a sync of its that finalized
 # with one of these results. Publisher tokens are not limited.
 FAILURES = Failures(limit=20, window=timedelta(minutes=10))

@@ -1,4 +1,4 @@
-"""Webhook bodies and answers (SPEC §5): subscriptions and the deliveries API."""
+"""Webhook bodies and answers (docs/api.md §5): subscriptions and the deliveries API."""
 
 from __future__ import annotations
 

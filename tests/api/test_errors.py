@@ -1,4 +1,4 @@
-"""SPEC §2: the envelope and the generic codes on every route."""
+"""docs/api.md §2: the envelope and the generic codes on every route."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ async def test_health(client: httpx.AsyncClient) -> None:
 
 
 async def test_answer_is_sent_only_after_commit(app: FastAPI) -> None:
-    """The unit of work commits before the first byte of the answer leaves (SPEC §3's promise)."""
+    """The unit of work commits before the first byte of the answer leaves (docs/api.md §3's promise)."""
     from app.context import Context
 
     context: Context = app.state.context

@@ -1,4 +1,4 @@
-"""SPEC §3: register, transfer and poll: fields, codes, Correlation-Id, isolation."""
+"""docs/api.md §3: register, transfer and poll: fields, codes, Correlation-Id, isolation."""
 
 from __future__ import annotations
 

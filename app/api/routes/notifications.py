@@ -1,4 +1,4 @@
-"""App Store Server Notifications V2 (SPEC §6): thin handlers over app.notifications.service."""
+"""App Store Server Notifications V2 (docs/api.md §6): thin handlers over app.notifications.service."""
 
 from __future__ import annotations
 

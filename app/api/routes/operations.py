@@ -1,4 +1,4 @@
-"""Operations (SPEC §8): health, readiness, Prometheus metrics, the customer-JWT keys."""
+"""Operations (docs/api.md §8): health, readiness, Prometheus metrics, the customer-JWT keys."""
 
 from __future__ import annotations
 
