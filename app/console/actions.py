@@ -16,6 +16,7 @@ from app.console.pages import (
     Original,
     PublisherId,
     not_found,
+    said,
     signed_in,
     to_login,
     view,
@@ -227,3 +228,53 @@ async def resync(
     context.waker.poke()  # committed by the register's one statement
     log.info("console re-synced a purchase", extra={"fields": {"synchronizationId": sync_id}})
     return redirect(f"{sync_href(publisher_id, sync_id)}?done=resynced")
+
+
+# Send a test notification ---------------------------------------------------------------------
+
+
+async def _confirm_test(
+    session: Session, context: Context, publisher_id: int, status: int = 200, problem: str = ""
+) -> Response:
+    return view(
+        "confirm.html",
+        session,
+        "publishers",
+        "Send a test notification",
+        status,
+        action="test",
+        apps=await repository.apps(context.db, publisher_id),
+        publisher_id=publisher_id,
+        problem=problem or None,
+        back=f"{PREFIX}/publishers/{publisher_id}",
+    )
+
+
+@router.get("/publishers/{publisherId}/test-notification")
+async def confirm_test(request: Request, context: Ctx, publisher_id: PublisherId) -> Response:
+    session = await signed_in(request, context)
+    if session is None:
+        return to_login()
+    if (
+        not session.sees(publisher_id)
+        or await repository.publisher(context.db, publisher_id) is None
+    ):
+        return not_found(session, f"There is no publisher {publisher_id} you may see.")
+    return await _confirm_test(session, context, publisher_id)
+
+
+@router.post("/publishers/{publisherId}/test-notification")
+async def send_test(request: Request, context: Ctx, publisher_id: PublisherId) -> Response:
+    session, refused = await _posted(request, context)
+    if session is None:
+        assert refused is not None
+        return refused
+    if not session.sees(publisher_id):
+        return not_found(session, f"There is no publisher {publisher_id} you may see.")
+    bundle_id = (await auth.form(request)).get("bundleId") or None
+    try:
+        token = await service.request_test(context, publisher_id, bundle_id)
+    except CleengError as error:
+        return await _confirm_test(session, context, publisher_id, error.status, said(error))
+    log.info("console requested a test notification", extra={"fields": {"bundleId": bundle_id}})
+    return redirect(f"{PREFIX}/publishers/{publisher_id}/test-notifications/{token}?done=requested")

@@ -12,12 +12,13 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from app.api.deps import Ctx, Tx
-from app.console import auth, overview, repository, search, timeline
+from app.console import auth, overview, repository, search, service, timeline
 from app.console.auth import Session
 from app.console.readable import payload, sync_sections
 from app.console.search import LABELS, Looking
 from app.console.web import PREFIX, page, redirect
 from app.context import Context
+from app.errors import CleengError
 
 router = APIRouter()
 
@@ -27,6 +28,9 @@ CustomerId = Annotated[int, Path(alias="customerId", ge=1, le=MAX_ID)]
 DeliveryId = Annotated[int, Path(alias="deliveryId", ge=1, le=MAX_ID)]
 Original = Annotated[str, Path(alias="originalTransactionId", min_length=1, max_length=32)]
 SyncId = Annotated[str, Path(alias="synchronizationId", min_length=1, max_length=256)]
+TestToken = Annotated[
+    str, Path(alias="token", min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:-]+$")
+]
 
 OUTCOMES = {
     "replayed": (
@@ -37,6 +41,11 @@ OUTCOMES = {
     "resynced": (
         "ok",
         "The purchase is being synchronized again: this sync finalizes once Apple has answered.",
+    ),
+    "requested": (
+        "ok",
+        "Apple took the request: it posts the TEST notification within a minute or so. Reload"
+        " this page to see its attempts, and whether this service received it.",
     ),
 }
 
@@ -61,6 +70,13 @@ def view(
 
 def not_found(session: Session, what: str) -> Response:
     return view("message.html", session, "", "Not found", 404, heading="Not found", text=what)
+
+
+def said(error: CleengError) -> str:
+    """A refusal as the console shows it: the envelope's message and code, and what each detail
+    says."""
+    problems = "; ".join(d.problem for d in error.details)
+    return f"{error.message} ({error.code})" + (f": {problems}" if problems else "")
 
 
 def outcome(code: str | None) -> dict[str, str] | None:
@@ -264,6 +280,44 @@ async def delivery(
         delivery=row,
         attempts=attempts,
         data=payload(row["payload"]),
+        publisher_id=publisher_id,
+        notice=outcome(done),
+    )
+
+
+@router.get("/publishers/{publisherId}/test-notifications/{token}")
+async def notification_probe(
+    request: Request,
+    context: Ctx,
+    publisher_id: PublisherId,
+    token: TestToken,
+    done: Annotated[str | None, Query()] = None,
+) -> Response:
+    """Apple's attempts to post a test notification, and whether this service received it: asked
+    of Apple each time the page is shown."""
+    session = await signed_in(request, context)
+    if session is None:
+        return to_login()
+    if not session.sees(publisher_id):
+        return not_found(session, f"There is no test notification {token} you may see.")
+    try:
+        found = await service.test_status(context, publisher_id, token)
+    except CleengError as error:
+        return view(
+            "message.html",
+            session,
+            "publishers",
+            "Test notification",
+            error.status,
+            heading="Test notification",
+            text=said(error),
+        )
+    return view(
+        "test_notification.html",
+        session,
+        "publishers",
+        "Test notification",
+        probe=found,
         publisher_id=publisher_id,
         notice=outcome(done),
     )

@@ -1,5 +1,5 @@
 """The console's actions, through the services that do them for the API: a delivery replayed, a
-purchase synchronized again as its publisher would."""
+purchase synchronized again as its publisher would, a test notification asked of Apple."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from datetime import datetime
 
 from app.callers import Caller, CallerKind
 from app.console import repository
+from app.context import Context
 from app.db import Database, Executor, Row
 from app.enums import SubscriptionStatus
+from app.notifications import probe
 from app.purchases import service as purchases
 from app.purchases.schemas import PurchaseRequest
 from app.webhooks import service as webhooks
@@ -74,3 +76,18 @@ async def resync(db: Database, target: Resync, now: datetime) -> str:
 async def replay(tx: Executor, publisher_id: int, delivery_id: int, now: datetime) -> Row:
     """The delivery, due again now on a fresh schedule (the deliveries API's replay)."""
     return await webhooks.replay_delivery(tx, publisher_id, delivery_id, now)
+
+
+async def request_test(context: Context, publisher_id: int, bundle_id: str | None) -> str:
+    """Apple asked to post a TEST notification for the app (the oldest when None): its token.
+    Raises what the API's request raises (no active app, Apple's refusal, Apple unavailable)."""
+    c = context
+    return await probe.request_probe(
+        c.db, c.apple, c.secrets, publisher_id, bundle_id, c.clock.now()
+    )
+
+
+async def test_status(context: Context, publisher_id: int, token: str) -> probe.ProbeStatus:
+    """Apple's attempts to post the test notification, and when this service received it."""
+    c = context
+    return await probe.probe_status(c.db, c.apple, c.secrets, publisher_id, token, c.clock.now())

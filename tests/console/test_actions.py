@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 
 from app.jobs.worker import Worker
+from tests.helpers.appstore import Apple
 from tests.helpers.console import Console, text_of
 from tests.helpers.receiver import Receiver, Reply
-from tests.helpers.shop import Shop
+from tests.helpers.shop import Shop, add_app
+from tests.helpers.simulator import closed_port_url, eventually
 from tests.helpers.webhooks import subscribe
 
 
@@ -99,3 +101,74 @@ async def test_a_purchase_is_synchronized_again_for_its_customer(
     assert polled["cleengCustomerId"] == customer
     listed = await shop.subscriptions(customerId=customer)
     assert listed["items"][0]["latestTransactionId"] == renewed["transactionId"]
+
+
+async def _attempts_shown(operator: Console, location: str) -> str:
+    """The test notification's page, once it shows one of Apple's attempts."""
+
+    async def shown() -> str | None:
+        page = await operator.client.get(location)
+        assert page.status_code == 200, page.text
+        text = text_of(page.text)
+        return None if "has not attempted it yet" in text else text
+
+    return await eventually(shown)
+
+
+async def test_a_test_notification_is_sent_and_its_arrival_shown(
+    apple: Apple, operator: Console
+) -> None:
+    pid = apple.shop.publisher.id
+    publisher = text_of((await operator.get(f"/console/publishers/{pid}")).text)
+    assert "Send a test notification" in publisher
+    confirm = await operator.get(f"/console/publishers/{pid}/test-notification")
+    assert confirm.status_code == 200
+    assert "Ask Apple to post a TEST notification" in text_of(confirm.text)
+    assert await apple.stored() == 0  # asking changed nothing
+    done = await operator.post(
+        f"/console/publishers/{pid}/test-notification", bundleId=apple.shop.bundle_id
+    )
+    assert done.status_code == 303, done.text
+    location = done.headers["location"]
+    assert re.fullmatch(
+        rf"/console/publishers/{pid}/test-notifications/[A-Za-z0-9_.:-]+\?done=requested",
+        location,
+    )
+    page = await _attempts_shown(operator, location)
+    assert "Apple took the request" in page
+    assert "SUCCESS" in page and "received" in page and "not yet" not in page
+    [note] = await apple.notifications()
+    assert note["notificationType"] == "TEST"
+
+
+async def test_a_test_notification_that_did_not_arrive_says_what_to_check(
+    apple: Apple, operator: Console
+) -> None:
+    pid = apple.shop.publisher.id
+    other = await add_app(apple.shop)
+    await apple.notify_to(closed_port_url(), other)
+    done = await operator.post(f"/console/publishers/{pid}/test-notification", bundleId=other)
+    assert done.status_code == 303, done.text
+    page = await _attempts_shown(operator, done.headers["location"])
+    assert "SOCKET_ISSUE" in page and "not yet" in page
+    assert f"/apple/notifications/{pid}" in page
+    assert await apple.stored() == 0
+
+
+async def test_a_refused_test_notification_says_why(apple: Apple, operator: Console) -> None:
+    pid = apple.shop.publisher.id
+    refused = await operator.post(
+        f"/console/publishers/{pid}/test-notification", bundleId="com.example.unknown"
+    )
+    assert refused.status_code == 400
+    text = text_of(refused.text)
+    assert "Not done" in text and "com.example.unknown is not an app of this publisher" in text
+    forged = await operator.client.post(
+        f"/console/publishers/{pid}/test-notification",
+        content=f"csrf=forged&bundleId={apple.shop.bundle_id}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert forged.status_code == 403
+    unknown = await operator.get(f"/console/publishers/{pid}/test-notifications/nosuchtoken")
+    assert unknown.status_code == 404
+    assert "no test notification with this token" in text_of(unknown.text)
