@@ -54,7 +54,7 @@ def _is_field(part: object) -> bool:
     """A segment of an error's location that names a field or an index, not one of pydantic's
     validators (`lax-or-strict[...]`, `function-after[...]`: the members of a union)."""
     return isinstance(part, int) or (
-        isinstance(part, str) and not any(c in part for c in "[](), ") and "-or-" not in part
+        isinstance(part, str) and not any(c in part for c in "[]()") and "-or-" not in part
     )
 
 

@@ -86,6 +86,9 @@ async def test_validation_problems_speak_of_the_json(client: httpx.AsyncClient) 
         {"field": "ipAddress", "problem": "Input is not a valid IPv4 address or IPv6 address"},
         {"field": "extra", "problem": "Unknown field"},
     ]
+    answer = await client.post("/admin/publishers", json={"name": "A", "a b": 1}, headers=ADMIN)
+    details = assert_envelope(answer, 400, "REQ0001")["details"]
+    assert details == [{"field": "a b", "problem": "Unknown field"}]
     app = {"keyId": "ABCDEFGHIJ", "issuerId": "x", "privateKey": "no", "environment": "Sandbox"}
     url = f"/admin/publishers/{publisher.id}/storekit2/apps/com.acme.tv"
     answer = await client.put(url, json=app, headers=publisher.headers)
