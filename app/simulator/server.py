@@ -77,7 +77,9 @@ class BackgroundServer:
     """Any ASGI app under uvicorn in a daemon thread, on a loopback port (0: any free one)."""
 
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP by name: asyncio sets TCP_NODELAY on accepted connections only then, and
+        # without it each answer on a keep-alive connection could wait ~40 ms (Nagle's algorithm).
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
