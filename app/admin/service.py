@@ -45,7 +45,7 @@ async def revoke_token(db: Executor, publisher_id: int, token_id: UUID) -> None:
     """The token stops working on every process (within a second); 404 for a token that is not
     the publisher's (or no one's)."""
     if not await repository.revoke_token(db, publisher_id, token_id):
-        raise NotFound(message=f"Publisher token {token_id} not found for this publisher")
+        raise NotFound(message=f"Entity not found: publisher token {token_id} of this publisher")
 
 
 async def put_app(
@@ -95,7 +95,7 @@ async def remove_storekit2(db: Executor, publisher_id: int) -> None:
     """Every app removed, the integration off: registers answer SK2C0004 from now on."""
     if not await repository.remove_apps(db, publisher_id):
         problem = "this publisher has no StoreKit 2 integration"
-        raise NotFound(detail("publisherId", problem), message=f"Not found: {problem}")
+        raise NotFound(detail("publisherId", problem), message=f"Entity not found: {problem}")
 
 
 async def remove_app(tx: Executor, publisher_id: int, bundle_id: str) -> None:
@@ -104,7 +104,7 @@ async def remove_app(tx: Executor, publisher_id: int, bundle_id: str) -> None:
         await repository.delete_app(tx, publisher_id, bundle_id)
     ):
         problem = f"{bundle_id} is not an app of this publisher"
-        raise NotFound(detail("bundleId", problem), message=f"App not found: {problem}")
+        raise NotFound(detail("bundleId", problem), message=f"Entity not found: {problem}")
 
 
 async def put_offer(db: Executor, publisher_id: int, offer_id: str, body: OfferPut) -> list[str]:
@@ -137,5 +137,5 @@ async def get_customer(db: Executor, publisher_id: int, customer_id: int) -> Row
     """The publisher's customer; 404 for anyone else's (or no one's)."""
     row = await repository.customer(db, publisher_id, customer_id)
     if row is None:
-        raise NotFound(message=f"Customer {customer_id} not found for this publisher")
+        raise NotFound(message=f"Entity not found: customer {customer_id} of this publisher")
     return row

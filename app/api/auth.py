@@ -164,7 +164,7 @@ async def require_publisher_access(
     token."""
     if caller.is_admin:
         if not await admin.publisher_exists(context.db, publisher_id):
-            raise NotFound(message=f"Publisher {publisher_id} not found")
+            raise NotFound(message=f"Entity not found: publisher {publisher_id}")
         return caller
     if caller.kind == CallerKind.PUBLISHER and caller.publisher_id == publisher_id:
         return caller

@@ -177,7 +177,9 @@ def _allowed(request: Request) -> str:
 def _http_error(request: Request, status: int) -> errors.CleengError:
     method, path = request.method, request.url.path
     if status == 404:
-        message = f"Not found: no route for {method} {path} (the API's endpoints are at /docs)"
+        message = (
+            f"Entity not found: no route for {method} {path} (the API's endpoints are at /docs)"
+        )
         return errors.NotFound(message=message)
     if status == 405:
         allowed = _allowed(request)

@@ -107,7 +107,9 @@ class ProbeStatus:
 
 
 def _not_found(problem: str) -> NotFound:
-    return NotFound(detail(TOKEN_FIELD, problem), message=f"Test notification not found: {problem}")
+    return NotFound(
+        detail(TOKEN_FIELD, problem), message=f"Entity not found: test notification: {problem}"
+    )
 
 
 async def _received(db: Executor, publisher_id: int, signed: str | None) -> datetime | None:

@@ -187,7 +187,7 @@ async def get_sync(db: Executor, caller: Caller, sync_id: str) -> Sync:
     """The caller's sync; 404 for another publisher's, or another customer's."""
     sync = await repository.get(db, caller.publisher_id, sync_id)
     if sync is None or caller.own_customer not in (None, sync.customer_id):
-        raise NotFound(message=f"Synchronization {sync_id} not found for this caller")
+        raise NotFound(message=f"Entity not found: synchronization {sync_id} for this caller")
     return sync
 
 

@@ -111,5 +111,7 @@ async def replay_delivery(db: Executor, publisher_id: int, delivery_id: int, now
     already made stay counted and recorded; a job of an earlier round becomes a no-op."""
     row = await repository.replay(db, publisher_id, delivery_id, now)
     if row is None:
-        raise NotFound(message=f"Webhook delivery {delivery_id} not found for this publisher")
+        raise NotFound(
+            message=f"Entity not found: webhook delivery {delivery_id} of this publisher"
+        )
     return row

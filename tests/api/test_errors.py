@@ -15,7 +15,7 @@ from tests.helpers.api import ADMIN, assert_envelope, new_publisher
 async def test_unknown_route_is_req0100(client: httpx.AsyncClient) -> None:
     body = assert_envelope(await client.get("/no/such/thing"), 404, "REQ0100")
     assert body["message"] == (
-        "Not found: no route for GET /no/such/thing (the API's endpoints are at /docs)"
+        "Entity not found: no route for GET /no/such/thing (the API's endpoints are at /docs)"
     )
 
 
@@ -30,14 +30,14 @@ async def test_a_missing_resource_is_named(client: httpx.AsyncClient) -> None:
     publisher = await new_publisher(client)
     answer = await client.get("/purchases/synchronizations/nope-42", headers=publisher.headers)
     body = assert_envelope(answer, 404, "REQ0100")
-    assert body["message"] == "Synchronization nope-42 not found for this caller"
+    assert body["message"] == "Entity not found: synchronization nope-42 for this caller"
     url = f"/admin/publishers/{publisher.id}/customers/123456789"
     body = assert_envelope(await client.get(url, headers=publisher.headers), 404, "REQ0100")
-    assert body["message"] == "Customer 123456789 not found for this publisher"
+    assert body["message"] == "Entity not found: customer 123456789 of this publisher"
     body = assert_envelope(
         await client.get("/admin/publishers/1/offers", headers=ADMIN), 404, "REQ0100"
     )
-    assert body["message"] == "Publisher 1 not found"
+    assert body["message"] == "Entity not found: publisher 1"
 
 
 async def test_a_bad_query_parameter_is_named(client: httpx.AsyncClient) -> None:
