@@ -10,7 +10,7 @@ WORKDIR /src
 # The locked versions first (a layer that changes only with the lock), each checked by its hash.
 COPY requirements.lock ./
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --require-hashes -r requirements.lock
-COPY pyproject.toml README.md alembic.ini ./
+COPY pyproject.toml README.md LICENSE alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations
 # Editable, so that the package finds migrations/ beside app/ (app/migrate.py) in /src; built with

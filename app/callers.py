@@ -1,4 +1,4 @@
-"""Who is calling: the operator, a publisher, or one customer of a publisher (SPEC §1)."""
+"""Who is calling: the operator, a publisher, or one customer of a publisher (docs/api.md §1)."""
 
 from __future__ import annotations
 

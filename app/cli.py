@@ -1,4 +1,4 @@
-"""The `storekit-sync` command (SPEC §10)."""
+"""The `storekit-sync` command: its commands and their options."""
 
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def cmd_rotate_secrets(args: argparse.Namespace) -> int:
 
 
 async def _rotate(batch_size: int) -> list[Tally]:
-    """Every stored secret sealed again with SECRET_KEY (SPEC §10), a batch at a time."""
+    """Every stored secret sealed again with SECRET_KEY (docs/api.md §10), a batch at a time."""
     from app.config import load_settings as settings
     from app.db import Database
     from app.logs import configure_logging
@@ -188,37 +188,83 @@ async def _rotate(batch_size: int) -> list[Tally]:
         await db.close()
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="storekit-sync", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = """storekit-sync: Apple StoreKit 2 purchases verified with Apple and granted, behind
+Cleeng's In-App API. Settings come from the environment, a .env file, or files in /run/secrets
+(SECRETS_DIR); docs/api.md lists them all."""
 
-    serve = commands.add_parser("serve", help="migrate if needed, serve the API (and the worker)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="API processes")
-    serve.add_argument("--no-worker", action="store_true", help="serve the API only")
+EMBEDDED = "with no DATABASE_URL, an embedded PostgreSQL in DATA_DIR"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="storekit-sync", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="migrate if needed, serve the API (and the worker)",
+        description=f"Migrate the database if needed, serve the API, and run the job worker in"
+        f" the same process unless --no-worker ({EMBEDDED}).",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (%(default)s)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="API processes on this port (%(default)s)"
+    )
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="serve the API only; run `storekit-sync worker` processes for the jobs",
+    )
     serve.set_defaults(func=cmd_serve)
 
-    worker = commands.add_parser("worker", help="the job worker alone (run any number)")
-    worker.add_argument("--concurrency", type=int, default=None, help="jobs at once (16)")
+    worker = commands.add_parser(
+        "worker",
+        help="the job worker alone (run any number)",
+        description="The job worker alone: syncs, notifications, webhook deliveries, the"
+        " reconciliation and retention. Run any number, on any machines, on one database.",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="jobs at once (default: WORKER_CONCURRENCY, 16)",
+    )
     worker.set_defaults(func=cmd_worker)
 
-    migrate = commands.add_parser("migrate", help="apply the database migrations")
+    migrate = commands.add_parser(
+        "migrate",
+        help="apply the database migrations",
+        description=f"Apply the database migrations, then exit ({EMBEDDED}).",
+    )
     migrate.set_defaults(func=cmd_migrate)
 
     rotate = commands.add_parser(
         "rotate-secrets",
         help="seal every stored secret again with SECRET_KEY (then SECRET_KEY_PREVIOUS can go)",
+        description="Seal every stored secret (Apple private keys, webhook secrets) again with"
+        " SECRET_KEY, opening each with SECRET_KEY or SECRET_KEY_PREVIOUS. Prints counts by"
+        " table; exits non-zero if a secret opens with no configured key.",
     )
-    rotate.add_argument("--batch-size", type=int, default=100, help="rows read at a time")
+    rotate.add_argument(
+        "--batch-size", type=int, default=100, help="rows read at a time (%(default)s)"
+    )
     rotate.set_defaults(func=cmd_rotate_secrets)
 
     dev = commands.add_parser(
-        "dev", help="everything embedded: database, simulator, demo publisher"
+        "dev",
+        help="everything embedded: database, simulator, demo publisher",
+        description="Everything on one machine: the embedded PostgreSQL, the App Store"
+        " simulator, a webhook receiver that prints what it gets, the API and its worker, and a"
+        " demo publisher wired to them. Keeps its data in DATA_DIR (./.data).",
     )
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8000)
-    dev.add_argument("--simulator-port", type=int, default=9000)
+    dev.add_argument("--host", default="127.0.0.1", help="the API's address (%(default)s)")
+    dev.add_argument("--port", type=int, default=8000, help="the API's port (%(default)s)")
+    dev.add_argument(
+        "--simulator-port",
+        type=int,
+        default=9000,
+        help="the App Store simulator's port, on 127.0.0.1 (%(default)s)",
+    )
     dev.add_argument(
         "--fresh",
         action="store_true",
@@ -226,25 +272,60 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.set_defaults(func=cmd_dev)
 
-    demo = commands.add_parser("demo", help="run the whole flow once and show each step")
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole flow once and show each step",
+        description="Run the whole flow once on fresh embedded parts (a temporary DATA_DIR),"
+        " showing each request and its answer; exits non-zero if a step misbehaves.",
+    )
     demo.set_defaults(func=cmd_demo)
 
-    simulator = commands.add_parser("simulator", help="the built-in App Store simulator")
-    simulator.add_argument("--host", default="127.0.0.1")
-    simulator.add_argument("--port", type=int, default=9000)
-    simulator.add_argument("--cert-dir", type=Path, default=None)
-    simulator.add_argument("--notify-url", default=None)
+    simulator = commands.add_parser(
+        "simulator",
+        help="the built-in App Store simulator",
+        description="The built-in App Store simulator: Apple's App Store Server API, its"
+        " signatures and notifications, controlled under /sim (see its /docs).",
+    )
+    simulator.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    simulator.add_argument("--port", type=int, default=9000, help="port to listen on (%(default)s)")
     simulator.add_argument(
-        "--state-file", type=Path, default=None, help="keep state across restarts"
+        "--cert-dir",
+        type=Path,
+        default=None,
+        help="keep its certificate chain here (root.der is what a service trusts); default:"
+        " the chain in --state-file, else a new one each start",
+    )
+    simulator.add_argument(
+        "--notify-url",
+        default=None,
+        help="post App Store Server Notifications here for apps that name no URL of their own",
+    )
+    simulator.add_argument(
+        "--state-file",
+        type=Path,
+        default=None,
+        help="keep its apps, purchases and notifications in this file across restarts",
     )
     simulator.add_argument(
         "--control-token",
         default=os.environ.get("SIMULATOR_CONTROL_TOKEN"),
         help="/sim needs Authorization: Bearer TOKEN (env SIMULATOR_CONTROL_TOKEN)",
     )
-    simulator.add_argument("--rate-window", type=float, default=3600.0, help="seconds")
-    simulator.add_argument("--rate-budget", type=int, default=None, help="calls per window")
-    simulator.add_argument("--no-rate-limits", action="store_true")
+    simulator.add_argument(
+        "--rate-window",
+        type=float,
+        default=3600.0,
+        help="seconds of Apple's rate-limit window (%(default)s)",
+    )
+    simulator.add_argument(
+        "--rate-budget",
+        type=int,
+        default=None,
+        help="calls per window for every endpoint (default: Apple's own figures)",
+    )
+    simulator.add_argument(
+        "--no-rate-limits", action="store_true", help="answer every call, never 429"
+    )
     simulator.set_defaults(func=cmd_simulator)
     return parser
 

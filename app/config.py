@@ -1,4 +1,4 @@
-"""Settings: every variable of SPEC §9, read once from the environment and `.env`."""
+"""Settings: every variable of docs/api.md §9, read once from the environment and `.env`."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ class Executor(Protocol):
 
 
 class DatabaseUnavailable(Exception):
-    """The database could not be reached, or the connection broke (SPEC §2: 503 S0002).
+    """The database could not be reached, or the connection broke (docs/api.md §2: 503 S0002).
     `unsent`: the statement certainly never reached the server, so nothing took effect."""
 
     def __init__(self, cause: BaseException, *, unsent: bool) -> None:

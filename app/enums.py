@@ -16,7 +16,8 @@ class SyncKind(StrEnum):
 
 
 class SyncStatus(StrEnum):
-    """SPEC §3: queued or running, waiting to run again after a transient failure, done."""
+    """A synchronization's status: `processing` (queued or running), `retrying` (waiting to run
+    again after a transient failure), `finalized` (done)."""
 
     PROCESSING = "processing"
     RETRYING = "retrying"
@@ -24,7 +25,7 @@ class SyncStatus(StrEnum):
 
 
 class SyncResult(StrEnum):
-    """SPEC §3's results of a synchronization."""
+    """The result of a finalized synchronization: why access was or was not granted."""
 
     SUBSCRIPTION_CREATED = "SUBSCRIPTION_CREATED"
     PURCHASE_OWNERSHIP_UNCHANGED = "PURCHASE_OWNERSHIP_UNCHANGED"
@@ -40,7 +41,7 @@ class SyncResult(StrEnum):
 
 
 class Ownership(StrEnum):
-    """SPEC §3's ownership policy of a publisher: who a purchase may be granted to. `transfer`
+    """A publisher's ownership policy: who a purchase may be granted to. `transfer`
     (Cleeng's): a purchase registered for another customer moves to it. `appAccountToken`: a
     purchase that carries a token is its customer's alone."""
 
@@ -49,8 +50,9 @@ class Ownership(StrEnum):
 
 
 class SubscriptionStatus(StrEnum):
-    """As stored. `active` still needs the access rule (`app.subscriptions.access`): a stored
-    `active` subscription whose expiry passed is expired to every reader."""
+    """A subscription's status. As stored, `active` still needs the access rule
+    (`app.subscriptions.access`): a stored `active` subscription whose expiry passed is
+    `expired` to every reader."""
 
     ACTIVE = "active"
     EXPIRED = "expired"
@@ -78,7 +80,7 @@ class NotificationStatus(StrEnum):
 
 class NotificationSource(StrEnum):
     """How a stored notification reached the service: posted by Apple, or recovered from Apple's
-    notification history by the reconciliation (SPEC §6)."""
+    notification history by the reconciliation."""
 
     POSTED = "posted"
     HISTORY = "history"
@@ -110,7 +112,7 @@ class JobKind(StrEnum):
 
 
 class Topic(StrEnum):
-    """SPEC §5's webhook topics."""
+    """The webhook topics a publisher subscribes its endpoints to."""
 
     SYNC_RESULT = "inappPurchaseSyncResult"
     VALIDATION_SUCCEEDED = "inappPurchaseValidationSucceeded"

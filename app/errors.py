@@ -1,4 +1,4 @@
-"""The error envelope of SPEC §2 and the domain errors that carry their code."""
+"""The error envelope of docs/api.md §2 and the domain errors that carry their code."""
 
 from __future__ import annotations
 
@@ -27,12 +27,16 @@ class CleengError(Exception):
     code: ClassVar[str] = "S0001"
     message: ClassVar[str] = "Internal Server Error"
 
-    def __init__(self, details: list[ErrorDetail] | None = None) -> None:
+    def __init__(
+        self, details: list[ErrorDetail] | None = None, message: str | None = None
+    ) -> None:
         super().__init__(self.code)
         self.details = details or []
+        # What this answer says: the class's message, or one that names what was wrong.
+        self.text = message or self.message
 
     def body(self) -> dict[str, Any]:
-        return ErrorBody(code=self.code, message=self.message, details=self.details).model_dump()
+        return ErrorBody(code=self.code, message=self.text, details=self.details).model_dump()
 
     def headers(self) -> dict[str, str]:
         """Headers the answer carries beside the envelope."""
@@ -64,7 +68,7 @@ class InvalidCredentials(CleengError):
 
 
 class TokenExpired(InvalidCredentials):
-    """An authentic customer JWT whose `exp` has passed (SPEC §7): the code of any bad credential,
+    """An authentic customer JWT whose `exp` has passed (docs/api.md §7): the code of any bad credential,
     with a message that says what to do (get a new token)."""
 
     message = "Token expired"
@@ -79,9 +83,10 @@ class NotFound(CleengError):
 
 
 class MethodNotAllowed(NotFound):
-    """No route answers this method here: the envelope of REQ0100, with HTTP's own 405."""
+    """No route answers this method here: the envelope of REQ0100, with HTTP's own 405, and a
+    message that names the method and the ones the path takes."""
 
-    status = 405
+    status, message = 405, "Method not allowed"
 
 
 class SyncInProgress(CleengError):
@@ -107,13 +112,15 @@ class PurchaseNotFound(CleengError):
 
 
 class TooManyRequests(CleengError):
-    """A customer token's failed registers and transfers are over the limit (SPEC §3); the
+    """A customer token's failed registers and transfers are over the limit (docs/api.md §3); the
     answer's `Retry-After` says in how many seconds the window has room again."""
 
     status, code, message = 429, "REQ0006", "Too many requests"
 
-    def __init__(self, retry_after: int, details: list[ErrorDetail] | None = None) -> None:
-        super().__init__(details)
+    def __init__(
+        self, retry_after: int, details: list[ErrorDetail] | None = None, message: str | None = None
+    ) -> None:
+        super().__init__(details, message)
         self.retry_after = max(1, retry_after)
 
     def headers(self) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Prometheus metrics (SPEC §8): requests, syncs, the job queue, webhook deliveries, Apple calls,
+"""Prometheus metrics (docs/api.md §8): requests, syncs, the job queue, webhook deliveries, Apple calls,
 reconciliation passes (by outcome only: a label per app would grow with the publishers).
 
 Counters and histograms are per process, as usual with Prometheus: scrape every process. The

@@ -97,7 +97,7 @@ class PublisherToken(Base):
 
 class StoreKit2Integration(Base):
     """A publisher's StoreKit 2 integration: on or off, and its ownership policy for all its apps
-    (SPEC §3). Its apps, each with its App Store Connect key, are `storekit2_apps`."""
+    (docs/api.md §3). Its apps, each with its App Store Connect key, are `storekit2_apps`."""
 
     __tablename__ = "storekit2_integrations"
     __table_args__ = (CheckConstraint(f"ownership IN {sql_in(*Ownership)}", name="ownership"),)
@@ -184,7 +184,7 @@ class Customer(Base):
     )
     email: Mapped[str] = mapped_column(String(320))
     external_id: Mapped[str | None] = mapped_column(Text)
-    # The UUID the customer's app passes to StoreKit as `appAccountToken` (SPEC §3, §7).
+    # The UUID the customer's app passes to StoreKit as `appAccountToken` (docs/api.md §3, §7).
     app_account_token: Mapped[uuid.UUID] = mapped_column(
         Uuid, server_default=text("gen_random_uuid()"), unique=True
     )
@@ -235,7 +235,7 @@ class Synchronization(Base):
     id: Mapped[str] = mapped_column(String(256), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     # Who registered it: a customer token's syncs count toward its limit and follow the
-    # ownership policy's rule for customers (SPEC §3).
+    # ownership policy's rule for customers (docs/api.md §3).
     caller: Mapped[str] = mapped_column(String(16))
     # The app asked for (None: any of the publisher's), then the app Apple knew it in.
     bundle_id: Mapped[str | None] = mapped_column(String(155))
@@ -317,7 +317,7 @@ class Subscription(Base):
 
 
 class RegisterFailure(Base):
-    """A customer token's latest failed registers and transfers (SPEC §3's limit): the times of
+    """A customer token's latest failed registers and transfers (docs/api.md §3's limit): the times of
     the newest few, one row per customer, so the check is one read by key."""
 
     __tablename__ = "register_failures"
@@ -427,7 +427,7 @@ class AppleNotification(Base):
     transaction_info: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     renewal_info: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     signed_payload: Mapped[str] = mapped_column(Text)
-    # Posted by Apple, or recovered from its notification history (SPEC §6); rows from before
+    # Posted by Apple, or recovered from its notification history (docs/api.md §6); rows from before
     # migration 0017 were all posted.
     source: Mapped[str] = mapped_column(
         String(16), server_default=text(f"'{NotificationSource.POSTED}'")
@@ -575,7 +575,7 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The delivery of the same cause to the same URL whose first attempt this one waits for;
-    # NULL once it may go (SPEC §5's order).
+    # NULL once it may go (docs/api.md §5's order).
     after_delivery_id: Mapped[int | None] = mapped_column(
         ForeignKey("webhook_deliveries.id", ondelete="SET NULL")
     )

@@ -1,4 +1,4 @@
-"""`storekit-sync rotate-secrets` (SPEC §10): every stored secret sealed again with the current
+"""`storekit-sync rotate-secrets` (docs/api.md §10): every stored secret sealed again with the current
 SECRET_KEY, after which SECRET_KEY_PREVIOUS can go.
 
 Each table that keeps secrets is one `SealedColumn`: how to read its rows a batch at a time, and

@@ -14,7 +14,7 @@ NUL = "\x00"
 
 
 def _refuse_nul(value: Any) -> Any:
-    """PostgreSQL stores no NUL character in text: refuse it where it arrives (SPEC §2)."""
+    """PostgreSQL stores no NUL character in text: refuse it where it arrives (docs/api.md §2)."""
     if isinstance(value, str) and NUL in value:
         raise ValueError("must not contain the NUL character (\\u0000)")
     if isinstance(value, list | tuple):

@@ -1,4 +1,4 @@
-"""Set up what the load needs, through the public APIs only (SPEC §5, §7, §11): an app in the
+"""Set up what the load needs, through the public APIs only (docs/api.md §5, §7, §11): an app in the
 simulator and purchases of it (made while the service starts), then a publisher wired to that app,
 an offer, customers and the webhook subscription."""
 

@@ -74,3 +74,23 @@ def test_processes_share_one_data_dir(tmp_path: Path) -> None:
         first.stop()
         second.stop()
     assert not _postmaster_running(data_dir)
+
+
+def test_every_command_and_option_has_help() -> None:
+    """`storekit-sync COMMAND --help` explains every option, and the top-level help each command."""
+    import argparse
+
+    from app.cli import _parser
+
+    parser = _parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helped = {action.dest for action in commands._choices_actions if action.help}
+    assert helped == set(commands.choices), set(commands.choices) - helped
+    for name, command in commands.choices.items():
+        assert command.description, f"{name} has no description"
+        for action in command._actions:
+            assert action.help, f"storekit-sync {name} {'/'.join(action.option_strings)}"
+    result = subprocess.run(
+        [str(BIN), "dev", "--help"], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert "--simulator-port" in result.stdout

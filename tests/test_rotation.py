@@ -1,4 +1,4 @@
-"""SPEC §10: `storekit-sync rotate-secrets` seals every stored secret again with SECRET_KEY, so
+"""docs/api.md §10: `storekit-sync rotate-secrets` seals every stored secret again with SECRET_KEY, so
 that SECRET_KEY_PREVIOUS can go; the service reads them all afterwards with the new key alone."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Provisioning rules: publishers, the StoreKit 2 integration and its apps, offers, customers
-(SPEC §7).
+(docs/api.md §7).
 
 The caller (the request dependency) owns the transaction; the publisher in the path exists (the
 access dependency checked it).
@@ -45,7 +45,7 @@ async def revoke_token(db: Executor, publisher_id: int, token_id: UUID) -> None:
     """The token stops working on every process (within a second); 404 for a token that is not
     the publisher's (or no one's)."""
     if not await repository.revoke_token(db, publisher_id, token_id):
-        raise NotFound()
+        raise NotFound(message=f"Entity not found: publisher token {token_id} of this publisher")
 
 
 async def put_app(
@@ -94,7 +94,8 @@ async def get_storekit2(tx: Executor, publisher_id: int) -> StoreKit2:
 async def remove_storekit2(db: Executor, publisher_id: int) -> None:
     """Every app removed, the integration off: registers answer SK2C0004 from now on."""
     if not await repository.remove_apps(db, publisher_id):
-        raise NotFound(detail("publisherId", "this publisher has no StoreKit 2 integration"))
+        problem = "this publisher has no StoreKit 2 integration"
+        raise NotFound(detail("publisherId", problem), message=f"Entity not found: {problem}")
 
 
 async def remove_app(tx: Executor, publisher_id: int, bundle_id: str) -> None:
@@ -102,7 +103,8 @@ async def remove_app(tx: Executor, publisher_id: int, bundle_id: str) -> None:
     if await repository.lock_integration(tx, publisher_id) is None or not (
         await repository.delete_app(tx, publisher_id, bundle_id)
     ):
-        raise NotFound(detail("bundleId", f"{bundle_id} is not an app of this publisher"))
+        problem = f"{bundle_id} is not an app of this publisher"
+        raise NotFound(detail("bundleId", problem), message=f"Entity not found: {problem}")
 
 
 async def put_offer(db: Executor, publisher_id: int, offer_id: str, body: OfferPut) -> list[str]:
@@ -135,5 +137,5 @@ async def get_customer(db: Executor, publisher_id: int, customer_id: int) -> Row
     """The publisher's customer; 404 for anyone else's (or no one's)."""
     row = await repository.customer(db, publisher_id, customer_id)
     if row is None:
-        raise NotFound()
+        raise NotFound(message=f"Entity not found: customer {customer_id} of this publisher")
     return row

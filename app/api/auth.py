@@ -1,7 +1,8 @@
-"""Who is calling: the admin token, a publisher token, or a customer JWT (SPEC §1, §7)."""
+"""Who is calling: the admin token, a publisher token, or a customer JWT (docs/api.md §1, §7)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
@@ -21,6 +22,7 @@ from app.errors import (
     MissingCredentials,
     NotFound,
     TokenExpired,
+    detail,
 )
 from app.security import SigningKey, tokens_equal
 
@@ -31,6 +33,7 @@ MAX_ID = 2**63 - 1
 JWT_LEEWAY = 5
 
 PublisherIdPath = Annotated[int, Path(alias="publisherId", ge=1, le=MAX_ID)]
+CREDENTIALS = "no X-Admin-Token, X-Publisher-Token or Authorization: Bearer <customer JWT>"
 
 
 def issue_customer_jwt(
@@ -40,7 +43,7 @@ def issue_customer_jwt(
     now: datetime,
     app_account_token: UUID | None = None,
 ) -> tuple[str, datetime]:
-    """A customer JWT; `appAccountToken` is the customer's UUID for StoreKit (SPEC §7), for the
+    """A customer JWT; `appAccountToken` is the customer's UUID for StoreKit (docs/api.md §7), for the
     app to pass when it buys."""
     expires = now + timedelta(seconds=context.settings.customer_token_ttl)
     claims: dict[str, Any] = {
@@ -121,15 +124,19 @@ async def get_caller(
     x_publisher_token: Annotated[str | None, Header()] = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Caller:
-    # An empty credential header counts as absent (SPEC §2).
+    # An empty credential header counts as absent (docs/api.md §2).
     x_admin_token, x_publisher_token, authorization = (
         h if h and h.strip() else None for h in (x_admin_token, x_publisher_token, authorization)
     )
     given = [h for h in (x_admin_token, x_publisher_token, authorization) if h is not None]
     if not given:
-        raise MissingCredentials()
+        raise MissingCredentials(message=f"Missing credentials: {CREDENTIALS} header")
     if len(given) > 1:
-        raise InvalidHeaders()
+        raise InvalidHeaders(
+            detail("X-Publisher-Token", "several credentials given: send only one"),
+            "Invalid headers: send one credential only (X-Admin-Token, X-Publisher-Token or"
+            " Authorization), not several",
+        )
     if x_admin_token is not None:
         return _admin(context, x_admin_token)
     if x_publisher_token is not None:
@@ -140,9 +147,13 @@ async def get_caller(
 AnyCaller = Annotated[Caller, Depends(get_caller)]
 
 
+def _forbidden(needed: str) -> Forbidden:
+    return Forbidden(message=f"Forbidden: this endpoint takes {needed}")
+
+
 async def require_admin(caller: AnyCaller) -> Caller:
     if not caller.is_admin:
-        raise Forbidden()
+        raise _forbidden("the admin token (X-Admin-Token)")
     return caller
 
 
@@ -153,28 +164,31 @@ async def require_publisher_access(
     token."""
     if caller.is_admin:
         if not await admin.publisher_exists(context.db, publisher_id):
-            raise NotFound()
+            raise NotFound(message=f"Entity not found: publisher {publisher_id}")
         return caller
     if caller.kind == CallerKind.PUBLISHER and caller.publisher_id == publisher_id:
         return caller
-    raise Forbidden()
+    raise _forbidden(f"the admin token or publisher {publisher_id}'s own token")
 
 
 async def require_publisher(caller: AnyCaller) -> Caller:
     if caller.kind != CallerKind.PUBLISHER:
-        raise Forbidden()
+        raise _forbidden("a publisher token (X-Publisher-Token)")
     return caller
 
 
 async def require_customer(caller: AnyCaller) -> Caller:
     if caller.kind != CallerKind.CUSTOMER:
-        raise Forbidden()
+        raise _forbidden(
+            "a customer JWT (Authorization: Bearer); with a publisher token, read"
+            " /3.1/entitlements/customer_id/{customerId}/offer_id/{offerId}"
+        )
     return caller
 
 
 async def require_publisher_or_customer(caller: AnyCaller) -> Caller:
     if caller.kind not in (CallerKind.PUBLISHER, CallerKind.CUSTOMER):
-        raise Forbidden()
+        raise _forbidden("a publisher token (X-Publisher-Token) or a customer JWT")
     return caller
 
 
@@ -182,12 +196,14 @@ async def require_metrics_token(
     context: Ctx, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     """/metrics with METRICS_TOKEN set: `Authorization: Bearer <METRICS_TOKEN>`, compared in
-    constant time; open when it is unset (SPEC §8)."""
+    constant time; open when it is unset (docs/api.md §8)."""
     expected = context.settings.metrics_token
     if expected is None:
         return
     if authorization is None or not authorization.strip():
-        raise MissingCredentials()
+        raise MissingCredentials(
+            message="Missing credentials: Authorization: Bearer <METRICS_TOKEN>"
+        )
     if not tokens_equal(_bearer(authorization), expected):
         raise InvalidCredentials()
 
@@ -198,3 +214,15 @@ PublisherAccess = Annotated[Caller, Depends(require_publisher_access)]
 PublisherCaller = Annotated[Caller, Depends(require_publisher)]
 CustomerCaller = Annotated[Caller, Depends(require_customer)]
 PublisherOrCustomer = Annotated[Caller, Depends(require_publisher_or_customer)]
+
+
+# What each credential dependency accepts, as OpenAPI security requirements (any one of them;
+# `{}`: none needed). The schemes themselves are defined in app/api/openapi.py.
+SECURITY: dict[Callable[..., Any], list[dict[str, list[str]]]] = {
+    require_admin: [{"adminToken": []}],
+    require_publisher_access: [{"adminToken": []}, {"publisherToken": []}],
+    require_publisher: [{"publisherToken": []}],
+    require_customer: [{"customerJwt": []}],
+    require_publisher_or_customer: [{"publisherToken": []}, {"customerJwt": []}],
+    require_metrics_token: [{"metricsToken": []}, {}],
+}

@@ -1,4 +1,4 @@
-"""Every error answers in the envelope of SPEC §2: the handlers FastAPI calls."""
+"""Every error answers in the envelope of docs/api.md §2: the handlers FastAPI calls."""
 
 from __future__ import annotations
 
@@ -23,12 +23,24 @@ _LOCATION_ERRORS: dict[str, type[errors.CleengError]] = {
     "path": errors.InvalidPathParameters,
     "header": errors.InvalidHeaders,
 }
+_LOCATION_NAMES = {"query": "query parameter", "path": "path parameter", "header": "header"}
 _STATUS_ERRORS: dict[int, type[errors.CleengError]] = {
     404: errors.NotFound,
     405: errors.MethodNotAllowed,
     413: errors.PayloadTooLarge,
     401: errors.MissingCredentials,
 }
+# pydantic's own words where they name its internals rather than the API's JSON.
+_PROBLEMS = {
+    "model_attributes_type": "Input should be a JSON object",
+    "dict_type": "Input should be a JSON object",
+    "model_type": "Input should be a JSON object",
+    "list_type": "Input should be a JSON array",
+    "missing": "Field required",
+    "extra_forbidden": "Unknown field",
+}
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+JSON = "application/json"
 
 
 def _error_response(
@@ -38,20 +50,99 @@ def _error_response(
     return JSONResponse(error.body(), status_code=error.status, headers=merged)
 
 
+def _is_field(part: object) -> bool:
+    """A segment of an error's location that names a field or an index, not one of pydantic's
+    validators (`lax-or-strict[...]`, `function-after[...]`: the members of a union)."""
+    return isinstance(part, int) or (
+        isinstance(part, str) and not any(c in part for c in "[]()") and "-or-" not in part
+    )
+
+
 def _field_name(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc[1:]] if len(loc) > 1 else [str(p) for p in loc]
+    parts = [str(p) for p in loc[1:] if _is_field(p)] if len(loc) > 1 else [str(p) for p in loc]
     return ".".join(parts) or str(loc[0])
 
 
-async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+def _problem(error: Mapping[str, Any]) -> str:
+    known = _PROBLEMS.get(str(error.get("type")))
+    if known is not None:
+        return known
+    message = str(error.get("msg", "invalid"))
+    for prefix in _PREFIXES:
+        message = message.removeprefix(prefix)
+    return message
+
+
+def _either(problems: list[str]) -> str:
+    """The problems of one field (each member of a union refused it) as one sentence: "Input is
+    not a valid IPv4 address or IPv6 address"."""
+    if len(problems) == 1:
+        return problems[0]
+    words = [p.split(" ") for p in problems]
+    shared = 0
+    while all(len(w) > shared + 1 and w[shared] == words[0][shared] for w in words):
+        shared += 1
+    head = " ".join(words[0][:shared])
+    rest = [" ".join(w[shared:]) for w in words]
+    return f"{head} {' or '.join(rest)}".strip()
+
+
+def _details(problems: list[Mapping[str, Any]]) -> list[errors.ErrorDetail]:
+    by_field: dict[str, list[str]] = {}
+    for p in problems:
+        found = by_field.setdefault(_field_name(tuple(p["loc"])), [])
+        if (problem := _problem(p)) not in found:
+            found.append(problem)
+    return [errors.ErrorDetail(field=f, problem=_either(ps)) for f, ps in by_field.items()]
+
+
+def _content_type(request: Request) -> str | None:
+    value = request.headers.get("content-type")
+    return value.split(";")[0].strip().lower() if value else None
+
+
+def _body_error(request: Request, exc: RequestValidationError) -> errors.CleengError | None:
+    """The body as a whole refused: not JSON, not sent as JSON, absent, or not an object."""
+    problems = exc.errors()
+    first = problems[0]
+    if first.get("type") == "json_invalid":
+        where = first["loc"][1] if len(first["loc"]) > 1 else 0
+        problem = f"{first.get('ctx', {}).get('error', 'not JSON')} (at character {where})"
+        return errors.InvalidBody(
+            errors.detail("body", problem), message=f"Invalid body: not valid JSON: {problem}"
+        )
+    if tuple(first["loc"]) != ("body",):
+        return None
+    if isinstance(exc.body, bytes | bytearray):  # a body FastAPI did not read as JSON
+        given = _content_type(request)
+        said = f"Content-Type is {given}" if given else "no Content-Type"
+        message = f"Invalid body: expected a JSON body with Content-Type: {JSON} ({said})"
+        return errors.InvalidBody(errors.detail("Content-Type", f"must be {JSON}"), message)
+    if first.get("type") == "missing":
+        message = f"Invalid body: a JSON body is required, with Content-Type: {JSON}"
+        return errors.InvalidBody(errors.detail("body", "Field required"), message)
+    problem = _problem(first)
+    return errors.InvalidBody(errors.detail("body", problem), f"Invalid body: {problem}")
+
+
+def _located_error(where: str, details: list[errors.ErrorDetail]) -> errors.CleengError:
+    """A query parameter, a path parameter or a header refused: the message names it."""
+    error_class = _LOCATION_ERRORS.get(where, errors.InvalidBody)
+    name = _LOCATION_NAMES.get(where)
+    if name is None:
+        return error_class(details)
+    named = "; ".join(f"{d.field}: {d.problem}" for d in details)
+    plural = "s" if len(details) > 1 else ""
+    return error_class(details, message=f"Invalid {name}{plural}: {named}")
+
+
+async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = exc.errors()
     where = str(problems[0]["loc"][0]) if problems and problems[0]["loc"] else "body"
-    error_class = _LOCATION_ERRORS.get(where, errors.InvalidBody)
-    details = [
-        errors.ErrorDetail(field=_field_name(tuple(p["loc"])), problem=p["msg"]) for p in problems
-    ]
-    return _error_response(error_class(details))
+    if where == "body" and (whole := _body_error(request, exc)) is not None:
+        return _error_response(whole)
+    return _error_response(_located_error(where, _details(list(problems))))
 
 
 async def on_cleeng_error(_: Request, exc: Exception) -> JSONResponse:
@@ -83,19 +174,31 @@ def _allowed(request: Request) -> str:
     return ", ".join(sorted(found))
 
 
+def _http_error(request: Request, status: int) -> errors.CleengError:
+    method, path = request.method, request.url.path
+    if status == 404:
+        message = (
+            f"Entity not found: no route for {method} {path} (the API's endpoints are at /docs)"
+        )
+        return errors.NotFound(message=message)
+    if status == 405:
+        allowed = _allowed(request)
+        message = f"Method not allowed: {path} takes {allowed or 'no method'}, not {method}"
+        return errors.MethodNotAllowed(message=message)
+    error_class = _STATUS_ERRORS.get(status, errors.InvalidBody)
+    return errors.InternalError() if status >= 500 else error_class()
+
+
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    error_class = _STATUS_ERRORS.get(exc.status_code, errors.InvalidBody)
-    if exc.status_code >= 500:
-        error_class = errors.InternalError
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = _allowed(request)
-    return _error_response(error_class(), headers=headers)
+    return _error_response(_http_error(request, exc.status_code), headers=headers)
 
 
 async def on_database_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    """A lost or refused database connection is never a 500 (SPEC §2)."""
+    """A lost or refused database connection is never a 500 (docs/api.md §2)."""
     log.warning("database unavailable: %s", exc)
     return _error_response(errors.ServiceUnavailable())
 

@@ -30,8 +30,10 @@ from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
 log = logging.getLogger("app.errors")
 
 MAX_BODY = 64 * 1024
-# SPEC §2: 1 to 256 printable characters; over 256 or a control character is malformed.
+# docs/api.md §2: 1 to 256 printable characters; over 256 or a control character is malformed.
 CORRELATION_ID = re.compile(r"^[\x20-\x7e]{1,256}$")
+CORRELATION_RULE = "must be 1 to 256 printable ASCII characters"
+BAD_ID = f"Invalid headers: Correlation-Id {CORRELATION_RULE}"
 
 
 async def send_error(
@@ -137,10 +139,12 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def _bad_bytes(scope: Scope) -> CleengError | None:
     path = scope.get("path", "")
     if CONTROL.search(path):
-        return InvalidPathParameters(detail("path", "must not contain control characters"))
+        problem = "must not contain control characters"
+        return InvalidPathParameters(detail("path", problem), f"Invalid path: {problem}")
     query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
     if CONTROL.search(query):
-        return InvalidBody(detail("query", "must not contain control characters"))
+        problem = "must not contain control characters"
+        return InvalidBody(detail("query", problem), f"Invalid query string: {problem}")
     return None
 
 
@@ -155,7 +159,9 @@ class RequestContext(HttpMiddleware):
             return
         raw = _header(scope, b"correlation-id")
         if raw is not None and not CORRELATION_ID.fullmatch(raw.decode("latin-1")):
-            await send_error(send, InvalidHeaders())
+            await send_error(
+                send, InvalidHeaders(detail("Correlation-Id", CORRELATION_RULE), BAD_ID)
+            )
             return
         token = correlation_id_var.set(raw.decode() if raw else None)
         try:

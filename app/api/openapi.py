@@ -1,9 +1,16 @@
-"""The error codes each endpoint can answer, for the OpenAPI document (SPEC §8)."""
+"""The error codes each endpoint can answer, for the OpenAPI document (docs/api.md §8)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
+
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
+from starlette.staticfiles import StaticFiles
 
 from app import errors as e
 
@@ -76,7 +83,115 @@ def _drop_default_validation_errors(document: dict[str, Any]) -> None:
         schemas.pop(name, None)
 
 
-def install(app: Any) -> None:
+# The credentials (app/api/auth.py says which each endpoint accepts).
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "publisherToken": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Publisher-Token",
+        "description": "A publisher's token (`skp_…`), from `POST /admin/publishers` or"
+        " `POST /admin/publishers/{publisherId}/tokens`.",
+    },
+    "customerJwt": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A customer JWT (RS256, 15 minutes by default), from"
+        " `POST /admin/publishers/{publisherId}/customers/{customerId}/tokens`; its key is at"
+        " `/.well-known/jwks.json`.",
+    },
+    "adminToken": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Admin-Token",
+        "description": "The operator's token: the `ADMIN_TOKEN` setting.",
+    },
+    "metricsToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "`METRICS_TOKEN`, when it is set; `/metrics` is open otherwise.",
+    },
+}
+CREDENTIAL_HEADERS = frozenset({"x-admin-token", "x-publisher-token", "authorization"})
+MAX_INTEGER = 2**63 - 1  # the largest id: FastAPI's OpenAPI model turns it into a float
+
+
+def _requirements(
+    dependant: Any, security: Mapping[Callable[..., Any], list[dict[str, list[str]]]]
+) -> list[dict[str, list[str]]] | None:
+    for dependency in dependant.dependencies:
+        found = security.get(dependency.call)
+        if found is None:
+            found = _requirements(dependency, security)
+        if found is not None:
+            return found
+    return None
+
+
+def _api_routes(routes: list[Any]) -> list[APIRoute]:
+    """Every APIRoute, those of included routers too (FastAPI keeps an included router whole,
+    as an `_IncludedRouter` holding the original)."""
+    found: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif (included := getattr(route, "original_router", None)) is not None:
+            found += _api_routes(list(included.routes))
+    return found
+
+
+def _attach_security(
+    document: dict[str, Any],
+    routes: list[Any],
+    security: Mapping[Callable[..., Any], list[dict[str, list[str]]]],
+) -> None:
+    """Each operation names the credentials it takes (Swagger UI's Authorize fills them in),
+    instead of listing the credential headers as parameters."""
+    document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    required = {
+        route.operation_id: _requirements(route.dependant, security)
+        for route in _api_routes(routes)
+        if route.operation_id
+    }
+    for path in document["paths"].values():
+        for operation in path.values():
+            parameters = [
+                p
+                for p in operation.get("parameters", [])
+                if not (p["in"] == "header" and p["name"].lower() in CREDENTIAL_HEADERS)
+            ]
+            if parameters:
+                operation["parameters"] = parameters
+            else:
+                operation.pop("parameters", None)
+            if (needed := required.get(operation.get("operationId"))) is not None:
+                operation["security"] = needed
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return MAX_INTEGER if value >= MAX_INTEGER else int(value)
+    return value
+
+
+def _integer_bounds(node: Any) -> None:
+    """Integer bounds as integers (FastAPI's OpenAPI model writes them as floats: 1.0,
+    9.223372036854776e+18)."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                if key in node:
+                    node[key] = _integral(node[key])
+        for child in node.values():
+            _integer_bounds(child)
+    elif isinstance(node, list):
+        for child in node:
+            _integer_bounds(child)
+
+
+def install(
+    app: Any, security: Mapping[Callable[..., Any], list[dict[str, list[str]]]] | None = None
+) -> None:
     """Serve the cleaned-up document at /openapi.json."""
     from fastapi.openapi.utils import get_openapi
 
@@ -86,11 +201,36 @@ def install(app: Any) -> None:
                 title=app.title,
                 version=app.version,
                 summary=app.summary,
+                description=app.description,
                 routes=app.routes,
                 tags=TAGS,
             )
             _drop_default_validation_errors(document)
+            _attach_security(document, app.routes, security or {})
+            _integer_bounds(document)
             app.openapi_schema = document
         return dict(app.openapi_schema)
 
     app.openapi = build
+
+
+# Swagger UI's files, in the package (app/static/swagger-ui/README.md says which release).
+SWAGGER_UI = Path(__file__).resolve().parent.parent / "static" / "swagger-ui"
+SWAGGER_UI_URL = "/static/swagger-ui"
+
+
+def install_docs(app: Any) -> None:
+    """/docs from the service's own copy of Swagger UI: it works with no internet."""
+    app.mount(SWAGGER_UI_URL, StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
+
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title}: API reference",
+            swagger_js_url=f"{SWAGGER_UI_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_UI_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_UI_URL}/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": True},
+        )
+
+    app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)

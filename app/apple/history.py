@@ -1,4 +1,4 @@
-"""Apple's notification calls (SPEC §6): Get Notification History, a page at a time, and Request
+"""Apple's notification calls (docs/api.md §6): Get Notification History, a page at a time, and Request
 a Test Notification with Get Test Notification Status. Every call goes through
 `transactions.call`, within Apple's budget: the history as background work, test notifications
 as the operator's.

@@ -2,7 +2,7 @@
 
 Apple's `SignedDataVerifier.verify_and_decode_notification` checks the payload's signature, chain,
 bundle id (and app id in Production) and environment, but not the `signedTransactionInfo` and
-`signedRenewalInfo` it carries (DESIGN decision 4): those are verified here too, with the same
+`signedRenewalInfo` it carries (docs/design.md, decision 4): those are verified here too, with the same
 verifier. Anything that fails raises `AppleFinal` (refuse it) or `AppleTransient` (the certificate
 status could not be checked: Apple should send it again).
 """

@@ -1,5 +1,5 @@
 """Apple's current word on one subscription, read again (the reconciliation's expiry safety net,
-SPEC §6): Get All Subscription Statuses asked of each app that may know the purchase, within the
+docs/api.md §6): Get All Subscription Statuses asked of each app that may know the purchase, within the
 background share of Apple's budget.
 
 The answer is shaped as the facts a notification carries (`ApplePurchase`, dated by the newest

@@ -1,4 +1,4 @@
-"""Ask Apple about one transaction and verify everything it signed (SPEC §3, DESIGN decision 4).
+"""Ask Apple about one transaction and verify everything it signed (docs/api.md §3, docs/design.md, decision 4).
 
 `fetch_purchase` asks with one app's credentials, `find_purchase` with each of a publisher's apps
 in turn. Both return the verified facts of a purchase, or raise `AppleTransient` (try again later)

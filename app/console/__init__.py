@@ -1,4 +1,4 @@
-"""The operator console (SPEC §12): a web page that answers "this customer paid, why has she no
+"""The operator console (docs/api.md §12): a web page that answers "this customer paid, why has she no
 access?" and "did the publisher's endpoint get the refund webhook?".
 
 Server-rendered (Jinja2, every value escaped), no script, one stylesheet of ours, charts drawn as

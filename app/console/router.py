@@ -1,4 +1,4 @@
-"""The operator console, served at /console (SPEC §12): its pages and its actions."""
+"""The operator console, served at /console (docs/api.md §12): its pages and its actions."""
 
 from __future__ import annotations
 

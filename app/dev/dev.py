@@ -83,21 +83,31 @@ def _whsec(secret: str) -> str:
     return "whsec_" + base64.b64encode(secret.encode()).decode()
 
 
+def show_webhook(event: dict[str, Any], headers: dict[str, str]) -> None:
+    """One delivery as two lines that a terminal never breaks inside the JSON: a header (its
+    topic, that its signature checked, its webhook-id), then its `data` as one line of JSON."""
+    console.print(
+        f"[green]webhook[/green] {event.get('topic')} (signature ok,"
+        f" webhook-id {headers.get('webhook-id', '?')})",
+        soft_wrap=True,
+    )
+    print("  " + json.dumps(event.get("data", {}), ensure_ascii=False), flush=True)
+
+
 def receiver_app(secret_holder: dict[str, str], out: list[dict[str, Any]]) -> Starlette:
     """Prints each delivery it gets, after checking its Standard Webhooks signature."""
 
     async def receive(request: Request) -> Response:
         body = await request.body()
+        headers = dict(request.headers)
         try:
-            Webhook(_whsec(secret_holder["secret"])).verify(body, dict(request.headers))
+            Webhook(_whsec(secret_holder["secret"])).verify(body, headers)
         except Exception:
             console.print("[red]webhook with a bad signature refused[/red]")
             return Response(status_code=400)
         event = json.loads(body)
         out.append(event)
-        data = event.get("data", {})
-        shown = {k: data[k] for k in ("result", "reason", "subscriptionId", "offerId") if k in data}
-        console.print(f"[green]webhook[/green] {event.get('topic')} {shown} (signature ok)")
+        show_webhook(event, headers)
         return Response(status_code=204)
 
     return Starlette(routes=[Route("/hooks", receive, methods=["POST"])])
@@ -312,6 +322,78 @@ async def _customer_jwt(api: httpx.AsyncClient, state: DevState, admin: dict[str
     return str(answer["jwt"])
 
 
+# What the demo publisher's apps sell: (bundle, product suffix, simulator type, offer).
+CATALOG = [
+    ("com.demo.tv", "pro.monthly", "auto-renewable", MONTHLY_OFFER),
+    ("com.demo.tv", "lifetime", "non-consumable", LIFETIME_OFFER),
+    (TV_BUNDLE_ID, "pro.monthly", "auto-renewable", MONTHLY_OFFER),
+]
+
+
+def _curl(
+    method: str, url: str, token: str | None = None, body: Any = None, bearer: str | None = None
+) -> str:
+    """A command to paste: plain words, one line, nothing shortened; `token` a publisher's,
+    `bearer` a customer JWT."""
+    shown = f"'{url}'" if any(c in url for c in "?&<>") else url  # no glob, no redirection
+    words = ["curl -s"] + ([f"-X {method}"] if method != "GET" else []) + [shown]
+    if token is not None:
+        words.append(f"-H 'X-Publisher-Token: {token}'")
+    if bearer is not None:
+        words.append(f"-H 'Authorization: Bearer {bearer}'")
+    if body is not None:
+        words += ["-H 'Content-Type: application/json'", f"-d '{json.dumps(body)}'"]
+    return " ".join(words)
+
+
+def catalog_lines(state: DevState) -> list[str]:
+    """The simulator's products, by app, and the offer each is mapped to."""
+    apps = {"com.demo.tv": state.bundle_id, TV_BUNDLE_ID: state.tv_bundle_id}
+    rows = [
+        (apps[app], f"{apps[app]}.{product}", kind, offer) for app, product, kind, offer in CATALOG
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return [
+        f"  {bundle:<{widths[0]}}  {product:<{widths[1]}}  {kind:<{widths[2]}}  -> offer {offer}"
+        for bundle, product, kind, offer in rows
+    ]
+
+
+def follow_up_lines(
+    api_url: str, sim_url: str, state: DevState, jwt: str, purchase: dict[str, Any], ttl: int
+) -> list[str]:
+    """The commands a newcomer tries next, every id and token filled in."""
+    pid, token, customer = state.publisher_id, state.publisher_token, state.customers[0]
+    transaction = purchase["transactionId"]
+    others = ", ".join(map(str, state.customers[1:]))
+    admin = f"{api_url}/admin/publishers/{pid}"
+    lifetime = {"bundleId": state.bundle_id, "productId": f"{state.bundle_id}.lifetime"}
+    return [
+        f"# The customer's entitlement, with its JWT (valid {ttl // 60} minutes), then as the"
+        " publisher:",
+        _curl("GET", f"{api_url}/entitlements/{MONTHLY_OFFER}", bearer=jwt),
+        _curl(
+            "GET",
+            f"{api_url}/3.1/entitlements/customer_id/{customer}/offer_id/{MONTHLY_OFFER}",
+            token,
+        ),
+        "# The publisher's subscriptions:",
+        _curl("GET", f"{api_url}/3.1/subscriptions?customerId={customer}", token),
+        "# Apple renews, refunds or expires that purchase (the simulator notifies the service;",
+        f"# revoke, auto-renew, grace-period and the rest are in {sim_url}/docs under /sim):",
+        _curl("POST", f"{sim_url}/sim/purchases/{transaction}/renew"),
+        _curl("POST", f"{sim_url}/sim/purchases/{transaction}/refund"),
+        _curl("POST", f"{sim_url}/sim/purchases/{transaction}/expire"),
+        "# Another purchase (register the transactionId it answers, as above):",
+        _curl("POST", f"{sim_url}/sim/purchases", body=lifetime | {"type": "non-consumable"}),
+        f"# A customer JWT for another customer ({others}; each lasts {ttl // 60} minutes):",
+        _curl("POST", f"{admin}/customers/{state.customers[1]}/tokens", token),
+        "# What the service sent and received: webhook deliveries, Apple's notifications:",
+        _curl("GET", f"{admin}/webhook-deliveries", token),
+        _curl("GET", f"{admin}/notifications", token),
+    ]
+
+
 def _welcome(
     api_url: str, world: DevWorld, state: DevState, jwt: str, purchase: dict[str, Any]
 ) -> None:
@@ -323,25 +405,34 @@ def _welcome(
         f"  -H 'X-Publisher-Token: {state.publisher_token}' \\\n"
         f"  -H 'Content-Type: application/json' \\\n  -d '{body}'"
     )
+    sim_url, ttl = world.simulator.base_url, world.settings.customer_token_ttl
     info = [
         f"API            {api_url}   (docs: {api_url}/docs)",
-        f"console        {api_url}/console   (sign in with the admin token)",
-        f"simulator      {world.simulator.base_url}   (docs: {world.simulator.base_url}/docs)",
+        f"console        {api_url}/console   (the admin token signs in)",
+        f"simulator      {sim_url}   (docs: {sim_url}/docs)",
         f"webhooks to    {world.receiver.base_url}/hooks (printed below as they arrive)",
         f"publisher      {state.publisher_id}",
         f"apps           {state.bundle_id}, {state.tv_bundle_id}",
         f"customers      {', '.join(map(str, state.customers))}",
     ]
     console.print(Panel("\n".join(info), title="storekit-sync dev", expand=False))
-    poll = f"curl -s {api_url}/purchases/synchronizations/<synchronizationId> -H 'X-Publisher-Token: {state.publisher_token}'"
+    poll = _curl(
+        "GET", f"{api_url}/purchases/synchronizations/<synchronizationId>", state.publisher_token
+    )
     # Plain prints: tokens and commands must stay whole for copy and paste.
     print(f"\npublisher token: {state.publisher_token}")
     print(f"admin token:     {world.settings.admin_token}")
-    print(f"\ncustomer JWT ({state.customers[0]}):\n{jwt}\n")
+    print(f"\ncustomer JWT for {state.customers[0]} (valid {ttl // 60} minutes):\n{jwt}\n")
     print("Register the purchase the simulator just made:\n")
     print(curl + "\n")
     print("Then poll the synchronizationId it answers:\n")
-    print(poll + "\n", flush=True)
+    print(poll + "\n")
+    print("The simulator's products (bundle id, product id, type) and their offers:\n")
+    print("\n".join(catalog_lines(state)) + "\n")
+    print("More to try:\n")
+    print(
+        "\n".join(follow_up_lines(api_url, sim_url, state, jwt, purchase, ttl)) + "\n", flush=True
+    )
     console.print("Ctrl-C stops everything; the data stays in", str(world.settings.data_dir))
 
 

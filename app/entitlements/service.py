@@ -1,4 +1,4 @@
-"""Entitlements and the publisher's subscriptions (SPEC §4), read by the access rule."""
+"""Entitlements and the publisher's subscriptions (docs/api.md §4), read by the access rule."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `retention` job: one pass (SPEC §8), then it schedules its own next run. Being one row of
+"""The `retention` job: one pass (docs/api.md §8), then it schedules its own next run. Being one row of
 the queue, it runs in one process at a time, whatever the number of processes."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The durable job queue: the `jobs` table, and the only module that writes it (DESIGN decision 2).
+"""The durable job queue: the `jobs` table, and the only module that writes it (docs/design.md, decision 2).
 
 Jobs are written in the same transaction as what they act on. Where that is one statement for
 speed (a register writes its sync and its job in one; an event its deliveries and their jobs), the

@@ -43,7 +43,7 @@ def crash_backoff(attempts: int) -> float:
 class Foreground:
     """The API goes first: requests in flight in this process, and what that leaves its worker.
 
-    `serve` runs the API and a worker in one process (SPEC §10), on one core. Under a burst of
+    `serve` runs the API and a worker in one process (docs/api.md §10), on one core. Under a burst of
     requests, a worker at its full concurrency takes about half of that core and every 202 waits
     behind syncs. So while `busy_at` or more requests are in flight, the worker runs at most
     `busy_jobs` jobs at once (never none: the queue keeps moving), and goes back to its full

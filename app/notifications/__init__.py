@@ -1,1 +1,1 @@
-"""App Store Server Notifications V2 (SPEC §6): receive, store, apply."""
+"""App Store Server Notifications V2 (docs/api.md §6): receive, store, apply."""

@@ -1,4 +1,4 @@
-"""Test notifications (SPEC §6): how an operator checks that Apple reaches the service.
+"""Test notifications (docs/api.md §6): how an operator checks that Apple reaches the service.
 
 Requesting one asks Apple's Request a Test Notification for one of the publisher's apps (the one
 named, else the oldest) in each environment the app is asked in, until Apple takes it; the token
@@ -107,7 +107,9 @@ class ProbeStatus:
 
 
 def _not_found(problem: str) -> NotFound:
-    return NotFound(detail(TOKEN_FIELD, problem))
+    return NotFound(
+        detail(TOKEN_FIELD, problem), message=f"Entity not found: test notification: {problem}"
+    )
 
 
 async def _received(db: Executor, publisher_id: int, signed: str | None) -> datetime | None:

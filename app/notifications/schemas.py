@@ -1,4 +1,4 @@
-"""Bodies and answers of the notification endpoints (SPEC §6)."""
+"""Bodies and answers of the notification endpoints (docs/api.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""App Store Server Notifications V2 (SPEC §6): receive, recover, store, apply, list.
+"""App Store Server Notifications V2 (docs/api.md §6): receive, recover, store, apply, list.
 
 Receiving verifies the signed payload (and the signed data inside it) with the verifier of the
 publisher's app the notification names (its `bundleId`, read unverified only to choose the
@@ -45,7 +45,7 @@ STORED_ONLY = "stored only: this type changes no subscription"
 # retries a failed post for 3 days: nothing it sends is legitimately older when it arrives. One
 # that is was kept and posted again by someone (its signature never expires), or the clock here is
 # wrong. It is still stored and applied: a state older than the one held never wins (the newer
-# `signedDate` does, SPEC §6), and refusing it would only make a real late one be sent again.
+# `signedDate` does, docs/api.md §6), and refusing it would only make a real late one be sent again.
 OLD_AFTER = timedelta(days=180)
 AHEAD_BY = timedelta(minutes=5)  # signed this far ahead of this service's clock
 

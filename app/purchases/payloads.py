@@ -1,4 +1,4 @@
-"""The events of a sync (SPEC §5): validation succeeded or failed, and the sync's result."""
+"""The events of a sync (docs/api.md §5): validation succeeded or failed, and the sync's result."""
 
 from __future__ import annotations
 

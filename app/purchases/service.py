@@ -1,4 +1,4 @@
-"""Register, transfer and poll (SPEC §3), and finalizing a sync with what Apple said.
+"""Register, transfer and poll (docs/api.md §3), and finalizing a sync with what Apple said.
 
 A register is one statement on the `Database` (its own transaction: the sync and its job commit
 together, before the 202). A transfer checks the purchase between its reads and its insert, in the
@@ -41,7 +41,7 @@ from app.subscriptions import ownership
 from app.subscriptions import repository as subscriptions
 from app.subscriptions.events import Event
 
-# SPEC §3: a customer token with this many failed registers and transfers in the window gets 429
+# docs/api.md §3: a customer token with this many failed registers and transfers in the window gets 429
 # until the window has room again. Failed: a 422 answered to it, or a sync of its that finalized
 # with one of these results. Publisher tokens are not limited.
 FAILURES = Failures(limit=20, window=timedelta(minutes=10))
@@ -55,7 +55,8 @@ def _request(
     caller: Caller, body: PurchaseRequest, correlation_id: str | None, kind: SyncKind, now: datetime
 ) -> Request:
     if caller.own_customer not in (None, body.cleeng_customer_id):
-        raise Forbidden()
+        problem = f"a customer JWT registers for its own customer only, {caller.own_customer}"
+        raise Forbidden(detail("cleengCustomerId", problem), f"Forbidden: {problem}")
     by_customer = caller.kind == CallerKind.CUSTOMER
     return Request(
         publisher_id=caller.publisher_id,
@@ -82,7 +83,11 @@ def _check(found: Found, request: Request) -> None:
         problem = f"{request.bundle_id} is not an app of this publisher"
         raise InvalidBody(detail("bundleId", problem))
     if not found.customer:
-        raise CustomerNotFound()
+        customer = request.customer_id
+        problem = f"{customer} is not a customer of this publisher"
+        raise CustomerNotFound(
+            detail("cleengCustomerId", problem), f"Unable to find customer {customer}: {problem}"
+        )
 
 
 def _too_many(limited_from: datetime, failures: Failures, now: datetime) -> None:
@@ -112,7 +117,10 @@ async def _count_failure(tx: Executor, sync: Sync, now: datetime) -> None:
 def _replay(request_hash: str | None, request: Request) -> str:
     """The same id again: the same answer for the same request, 400 for another."""
     if request_hash != request.fingerprint:
-        raise InvalidHeaders()
+        problem = "was sent before with another body: a replay must repeat it exactly"
+        raise InvalidHeaders(
+            detail("Correlation-Id", problem), f"Invalid headers: Correlation-Id {problem}"
+        )
     return request.sync_id
 
 
@@ -151,7 +159,10 @@ async def _active_purchase(tx: Executor, publisher_id: int, original: str | None
         None if original is None else await subscriptions.stored_status(tx, publisher_id, original)
     )
     if original is None or status != SubscriptionStatus.ACTIVE:
-        raise PurchaseNotFound()
+        problem = "not an active purchase that this publisher has synchronized"
+        raise PurchaseNotFound(
+            detail("transactionId", problem), f"Unable to find purchase: {problem}"
+        )
     return original
 
 
@@ -176,7 +187,7 @@ async def get_sync(db: Executor, caller: Caller, sync_id: str) -> Sync:
     """The caller's sync; 404 for another publisher's, or another customer's."""
     sync = await repository.get(db, caller.publisher_id, sync_id)
     if sync is None or caller.own_customer not in (None, sync.customer_id):
-        raise NotFound()
+        raise NotFound(message=f"Entity not found: synchronization {sync_id} for this caller")
     return sync
 
 

@@ -1,1 +1,1 @@
-"""The reconciliation (SPEC §6): nothing Apple said is ever missed."""
+"""The reconciliation (docs/api.md §6): nothing Apple said is ever missed."""

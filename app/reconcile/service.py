@@ -1,4 +1,4 @@
-"""The rules of a reconciliation pass (SPEC §6), for the `reconcile` job to run step by step.
+"""The rules of a reconciliation pass (docs/api.md §6), for the `reconcile` job to run step by step.
 
 - *Notification history.* Each app of each active integration, in each environment it is asked
   in, is a unit with a cursor. A pass reads the window from where the cursor has read to, less an

@@ -1,1 +1,1 @@
-"""Retention (SPEC §8): finished records older than RETENTION_DAYS are deleted, in small batches."""
+"""Retention (docs/api.md §8): finished records older than RETENTION_DAYS are deleted, in small batches."""

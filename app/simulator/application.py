@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 
 from app.simulator import control, control_limits, control_tools
 from app.simulator.apple_api import build_router
@@ -35,6 +39,23 @@ async def _healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+# The package's own copy of Swagger UI (app/static/swagger-ui), as the service's /docs uses it:
+# the simulator's /docs works with no internet too.
+SWAGGER_UI = Path(__file__).resolve().parent.parent / "static" / "swagger-ui"
+SWAGGER_UI_URL = "/static/swagger-ui"
+
+
+async def _docs() -> HTMLResponse:
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="App Store simulator",
+        swagger_js_url=f"{SWAGGER_UI_URL}/swagger-ui-bundle.js",
+        swagger_css_url=f"{SWAGGER_UI_URL}/swagger-ui.css",
+        swagger_favicon_url=f"{SWAGGER_UI_URL}/favicon-32x32.png",
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+
+
 def create_app(state: SimulatorState | None = None, control_token: str | None = None) -> FastAPI:
     """The simulator, over ``state`` (a new one, with a new certificate chain, by default); with
     ``control_token``, its control API (``/sim``) needs ``Authorization: Bearer <token>``."""
@@ -46,7 +67,13 @@ def create_app(state: SimulatorState | None = None, control_token: str | None = 
         yield
         await notifier.aclose()
 
-    app = FastAPI(title="App Store simulator", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="App Store simulator",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.simulator = state
     app.state.notifier = notifier
     app.state.calls = {}  # (method, route, status): count; see CallCounter
@@ -64,4 +91,6 @@ def create_app(state: SimulatorState | None = None, control_token: str | None = 
     app.include_router(control_tools.router)
     app.include_router(control_limits.router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["simulator"])
+    app.add_api_route("/docs", _docs, methods=["GET"], include_in_schema=False)
+    app.mount(SWAGGER_UI_URL, StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
     return app

@@ -1,4 +1,4 @@
-"""The access rule of SPEC §4, once for a verified purchase, once for a stored subscription, and
+"""The access rule of docs/api.md §4, once for a verified purchase, once for a stored subscription, and
 once as SQL for the readers that filter by it (a test holds the last two together).
 
 Auto-renewable subscriptions grant access while Apple's status is active (1) or in billing grace

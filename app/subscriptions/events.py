@@ -1,4 +1,4 @@
-"""Webhook events: what changed, and the `data` SPEC §5 gives each topic. Dates ISO-8601 UTC.
+"""Webhook events: what changed, and the `data` docs/api.md §5 gives each topic. Dates ISO-8601 UTC.
 
 Rules return events; the transaction that made the change writes them (`app.webhooks.outbox`),
 in the order they were returned.

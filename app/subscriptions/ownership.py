@@ -1,8 +1,8 @@
-"""What a sync's verified purchase does to the purchase's subscription (SPEC §3's results).
+"""What a sync's verified purchase does to the purchase's subscription (docs/api.md §3's results).
 
 Runs in the sync's finalizing transaction, with the purchase locked (`repository.lock_purchase`):
 create, refresh, transfer, revoke or expire the subscription, and say which subscription events
-that makes, in SPEC §5's order (the old subscription's end, then the new one).
+that makes, in docs/api.md §5's order (the old subscription's end, then the new one).
 
 First the publisher's ownership policy (`Policy`) says whether the claim may have the purchase at
 all. Under `transfer` (Cleeng's) anyone may. Under `appAccountToken`, a purchase whose transaction
@@ -248,7 +248,7 @@ async def _settle_on_newer(
 async def settle(db: Executor, claim: Claim, now: datetime) -> Settled:
     """Apply the claim to the purchase's subscription (locked here; the purchase's lock is the
     caller's). Whichever of a sync and a notification is applied last, what is held is the newer
-    word from Apple (SPEC §6): a sync that read Apple before a notification applied since changes
+    word from Apple (docs/api.md §6): a sync that read Apple before a notification applied since changes
     nothing of the notification's state, and its result says what that state grants."""
     purchase = claim.purchase
     latest = await repository.latest(db, claim.publisher_id, purchase.original_transaction_id)

@@ -49,7 +49,7 @@ WHERE publisher_id = $1 AND customer_id = $2 AND offer_id = $3 AND {active_sql("
 """
 
 
-# The expiry safety net's candidates (SPEC §6): auto-renewable subscriptions still stored active
+# The expiry safety net's candidates (docs/api.md §6): auto-renewable subscriptions still stored active
 # whose access ended before the cutoff ($1), with no word from Apple since (no notification or
 # sync signed after the end, no read by the safety net after it), oldest expiry first. The
 # constants match the partial index `ix_subscriptions_lapsing` (migration 0017); access ends at

@@ -299,7 +299,7 @@ class WebhookSender:
 
     async def deliver_held(self, held: list[HeldDelivery]) -> None:
         """Send the deliveries written held for this process, just after their transaction
-        committed: in order per URL (SPEC §5), URLs side by side."""
+        committed: in order per URL (docs/api.md §5), URLs side by side."""
         chains: dict[str, list[HeldDelivery]] = {}
         for delivery in sorted(held, key=lambda h: h.delivery_id):
             chains.setdefault(delivery.url, []).append(delivery)

@@ -2,7 +2,7 @@
 
 The events of one cause (a sync, a notification) are written by one statement, in the transaction
 that made them, with one delivery per active endpoint of each topic. The deliveries to one URL form
-a chain (SPEC §5's order): the first gets its job at once, each next one when the one before it had
+a chain (docs/api.md §5's order): the first gets its job at once, each next one when the one before it had
 its first attempt. A caller that will send the deliveries itself right after its commit (a job
 handler: so a sync's webhooks leave without a trip through the queue) asks for them to be *held*:
 the jobs are written leased to it, so no worker takes them meanwhile; if the caller dies, the lease

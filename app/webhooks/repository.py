@@ -2,7 +2,7 @@
 `webhook_delivery_attempts`): their one writer and their readers.
 
 An event, its deliveries (one per active endpoint of its topic) and their jobs are written by one
-statement, `WRITE_EVENTS`, in the transaction that caused the event (DESIGN decision 6). A delivery's
+statement, `WRITE_EVENTS`, in the transaction that caused the event (docs/design.md, decision 6). A delivery's
 attempt, its outcome and its job are concluded by one statement, `CONCLUDE`, for a success and a
 failure alike.
 """
@@ -35,7 +35,7 @@ _PENDING = f"'{DeliveryStatus.PENDING}'"
 # publisher, $2 topics, $3 payloads, $4 synchronization ids, $5 now, $6 the job kind, $7 the
 # holder of the jobs (NULL: any worker) and $8 until when. The events take their ids in the order of
 # the input (INSERT … SELECT … ORDER BY), and so do their deliveries (ids drawn in event, then
-# endpoint order). The deliveries to one URL form a chain (SPEC §5's order): each but the first
+# endpoint order). The deliveries to one URL form a chain (docs/api.md §5's order): each but the first
 # waits for the first attempt of the one before it (`after_delivery_id`), and has no job yet.
 WRITE_EVENTS = f"""
 WITH input AS (

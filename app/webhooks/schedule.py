@@ -1,4 +1,4 @@
-"""When a failed delivery is tried again: the retry schedule, jitter and `Retry-After` (SPEC §5)."""
+"""When a failed delivery is tried again: the retry schedule, jitter and `Retry-After` (docs/api.md §5)."""
 
 from __future__ import annotations
 

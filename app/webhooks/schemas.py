@@ -1,11 +1,11 @@
-"""Webhook bodies and answers (SPEC §5): subscriptions and the deliveries API."""
+"""Webhook bodies and answers (docs/api.md §5): subscriptions and the deliveries API."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from app.enums import DeliveryStatus, Topic
 from app.schemas import ApiModel, ApiResponse
@@ -30,8 +30,37 @@ class Verification(ApiModel):
 
 
 class EndpointIn(ApiModel):
-    url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH)]
-    verification: Verification | None = None
+    """An endpoint of a topic: its URL, and the secret its deliveries are signed with."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://example.com/hooks",
+                    "verification": {
+                        "name": "HMAC",
+                        "options": {
+                            "hashAlg": "SHA256",
+                            "sharedSecret": "a-secret-of-16-to-64-chars",
+                        },
+                    },
+                }
+            ]
+        }
+    )
+
+    url: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=MAX_URL_LENGTH),
+        Field(
+            description="http(s); private and loopback addresses only with"
+            " WEBHOOK_ALLOW_PRIVATE_NETWORKS=true."
+        ),
+    ]
+    verification: Verification | None = Field(
+        default=None,
+        description="Left out, the service generates a secret and shows it once, in this answer.",
+    )
 
 
 EndpointsIn = Annotated[list[EndpointIn], Field(max_length=MAX_ENDPOINTS_PER_TOPIC)]

@@ -1,4 +1,4 @@
-"""Webhook subscriptions (SPEC §5) and the deliveries API."""
+"""Webhook subscriptions (docs/api.md §5) and the deliveries API."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ async def put_subscriptions(
 
 
 async def list_subscriptions(db: Executor, publisher_id: int) -> dict[str, list[Row]]:
-    """Every topic that has endpoints, in the order of SPEC's table, each list in PUT order."""
+    """Every topic that has endpoints, in the order of docs/api.md's table, each list in PUT order."""
     by_topic: dict[str, list[Row]] = {}
     for row in await repository.endpoints(db, publisher_id):
         by_topic.setdefault(row["topic"], []).append(row)
@@ -111,5 +111,7 @@ async def replay_delivery(db: Executor, publisher_id: int, delivery_id: int, now
     already made stay counted and recorded; a job of an earlier round becomes a no-op."""
     row = await repository.replay(db, publisher_id, delivery_id, now)
     if row is None:
-        raise NotFound()
+        raise NotFound(
+            message=f"Entity not found: webhook delivery {delivery_id} of this publisher"
+        )
     return row

@@ -1,4 +1,4 @@
-"""Where a webhook may go: http(s) URLs whose host resolves to public addresses only (SPEC §5).
+"""Where a webhook may go: http(s) URLs whose host resolves to public addresses only (docs/api.md §5).
 
 Checked when an endpoint is subscribed, before every request, and at every connection: the
 webhook client's resolver (`GuardedResolver`) looks the name up, refuses unless every address is

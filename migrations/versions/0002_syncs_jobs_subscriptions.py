@@ -52,7 +52,7 @@ def _synchronizations() -> None:
         sa.PrimaryKeyConstraint("publisher_id", "id", name="pk_synchronizations"),
         _publisher_fk("synchronizations"),
     )
-    # One unfinalized sync per transaction, and per purchase where it is known (SPEC §3).
+    # One unfinalized sync per transaction, and per purchase where it is known (docs/api.md §3).
     op.create_index(
         "uq_synchronizations_active_transaction",
         "synchronizations",
@@ -98,7 +98,7 @@ def _subscriptions() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_subscriptions"),
         _publisher_fk("subscriptions"),
     )
-    # A purchase has at most one subscription that is not terminated: its owner's (SPEC §3).
+    # A purchase has at most one subscription that is not terminated: its owner's (docs/api.md §3).
     op.create_index(
         "uq_subscriptions_current_purchase",
         "subscriptions",

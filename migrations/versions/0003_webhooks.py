@@ -38,7 +38,7 @@ def _endpoints() -> None:
         sa.Column("updated_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_webhook_endpoints"),
         _fk("webhook_endpoints", "publisher_id", "publishers", "CASCADE"),
-        # A URL appears once per topic; a PUT upserts by it (SPEC §5).
+        # A URL appears once per topic; a PUT upserts by it (docs/api.md §5).
         sa.UniqueConstraint(
             "publisher_id", "topic", "url", name="uq_webhook_endpoints_publisher_topic_url"
         ),

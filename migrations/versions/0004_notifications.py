@@ -46,7 +46,7 @@ def upgrade() -> None:
             name="fk_apple_notifications_publisher_id_publishers",
             ondelete="CASCADE",
         ),
-        # Apple may post a notification several times: it is stored once (SPEC §6).
+        # Apple may post a notification several times: it is stored once (docs/api.md §6).
         sa.UniqueConstraint(
             "publisher_id", "notification_uuid", name="uq_apple_notifications_publisher_uuid"
         ),

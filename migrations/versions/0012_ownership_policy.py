@@ -1,4 +1,4 @@
-"""The ownership policy and the limit on a customer token's failed registers (SPEC §3).
+"""The ownership policy and the limit on a customer token's failed registers (docs/api.md §3).
 
 - `storekit2_integrations.ownership`: every existing publisher keeps Cleeng's behaviour,
   `transfer`.

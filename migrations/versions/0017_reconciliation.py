@@ -1,4 +1,4 @@
-"""Reconciliation with Apple (SPEC §6): where each app's notification history has been read to,
+"""Reconciliation with Apple (docs/api.md §6): where each app's notification history has been read to,
 the passes, the source of each notification, the expiry safety net's index, and the test
 notifications an operator asked for.
 

@@ -1,4 +1,4 @@
-"""SPEC §7: provisioning publishers, the StoreKit 2 integration, offers, customers, tokens."""
+"""docs/api.md §7: provisioning publishers, the StoreKit 2 integration, offers, customers, tokens."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §7: a publisher's apps, `PUT/DELETE …/storekit2/apps/{bundleId}`, and `…/storekit2` keeping
+"""docs/api.md §7: a publisher's apps, `PUT/DELETE …/storekit2/apps/{bundleId}`, and `…/storekit2` keeping
 its meaning for a one-app publisher."""
 
 from __future__ import annotations

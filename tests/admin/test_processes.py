@@ -1,4 +1,4 @@
-"""SPEC §7 across real processes: a publisher token revoked through one API process is refused by
+"""docs/api.md §7 across real processes: a publisher token revoked through one API process is refused by
 another within one second, though that other one had it in memory."""
 
 from __future__ import annotations

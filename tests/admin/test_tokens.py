@@ -1,4 +1,4 @@
-"""SPEC §7: publisher tokens that rotate and revoke; a revoked token stops working everywhere
+"""docs/api.md §7: publisher tokens that rotate and revoke; a revoked token stops working everywhere
 within one second; lastUsedAt without a write per request."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC §1 and §7: the admin token, publisher tokens, customer JWTs, and the ways they fail."""
+"""docs/api.md §1 and §7: the admin token, publisher tokens, customer JWTs, and the ways they fail."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §2: bad bytes are refused with the envelope, never stored and never a 500."""
+"""docs/api.md §2: bad bytes are refused with the envelope, never stored and never a 500."""
 
 from __future__ import annotations
 

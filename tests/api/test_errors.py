@@ -1,4 +1,4 @@
-"""SPEC §2: the envelope and the generic codes on every route."""
+"""docs/api.md §2: the envelope and the generic codes on every route."""
 
 from __future__ import annotations
 
@@ -9,17 +9,97 @@ import httpx
 from fastapi import FastAPI
 from starlette.types import Message
 
-from tests.helpers.api import ADMIN, assert_envelope
+from tests.helpers.api import ADMIN, assert_envelope, new_publisher
 
 
 async def test_unknown_route_is_req0100(client: httpx.AsyncClient) -> None:
-    assert_envelope(await client.get("/no/such/thing"), 404, "REQ0100")
+    body = assert_envelope(await client.get("/no/such/thing"), 404, "REQ0100")
+    assert body["message"] == (
+        "Entity not found: no route for GET /no/such/thing (the API's endpoints are at /docs)"
+    )
 
 
 async def test_wrong_method_keeps_the_envelope(client: httpx.AsyncClient) -> None:
     answer = await client.delete("/healthz")
-    assert_envelope(answer, 405, "REQ0100")
+    body = assert_envelope(answer, 405, "REQ0100")
     assert answer.headers["allow"] == "GET"
+    assert body["message"] == "Method not allowed: /healthz takes GET, not DELETE"
+
+
+async def test_a_missing_resource_is_named(client: httpx.AsyncClient) -> None:
+    publisher = await new_publisher(client)
+    answer = await client.get("/purchases/synchronizations/nope-42", headers=publisher.headers)
+    body = assert_envelope(answer, 404, "REQ0100")
+    assert body["message"] == "Entity not found: synchronization nope-42 for this caller"
+    url = f"/admin/publishers/{publisher.id}/customers/123456789"
+    body = assert_envelope(await client.get(url, headers=publisher.headers), 404, "REQ0100")
+    assert body["message"] == "Entity not found: customer 123456789 of this publisher"
+    body = assert_envelope(
+        await client.get("/admin/publishers/1/offers", headers=ADMIN), 404, "REQ0100"
+    )
+    assert body["message"] == "Entity not found: publisher 1"
+
+
+async def test_a_bad_query_parameter_is_named(client: httpx.AsyncClient) -> None:
+    publisher = await new_publisher(client)
+    answer = await client.get("/3.1/subscriptions?limit=1000", headers=publisher.headers)
+    body = assert_envelope(answer, 400, "REQ0001")
+    assert body["message"] == (
+        "Invalid query parameter: limit: Input should be less than or equal to 100"
+    )
+    assert body["details"] == [
+        {"field": "limit", "problem": "Input should be less than or equal to 100"}
+    ]
+    answer = await client.get("/3.1/subscriptions?limit=0&status=gone", headers=publisher.headers)
+    message = assert_envelope(answer, 400, "REQ0001")["message"]
+    assert isinstance(message, str) and message.startswith("Invalid query parameters: ")
+    assert "status: " in message and "limit: " in message and "Invalid body" not in message
+
+
+async def test_a_body_not_sent_as_json_says_what_is_expected(client: httpx.AsyncClient) -> None:
+    body = json.dumps({"name": "Acme"}).encode()
+    for content_type in ("application/x-www-form-urlencoded", "text/plain", None):
+        headers = {**ADMIN, **({"content-type": content_type} if content_type else {})}
+        answer = await client.post("/admin/publishers", content=body, headers=headers)
+        envelope = assert_envelope(answer, 400, "REQ0001")
+        message = str(envelope["message"])
+        assert "expected a JSON body with Content-Type: application/json" in message, message
+        assert "dictionary" not in message and "dictionary" not in answer.text
+        assert (content_type or "no Content-Type") in message
+    answer = await client.post(
+        "/admin/publishers", headers={**ADMIN, "content-type": "application/json"}
+    )
+    message = str(assert_envelope(answer, 400, "REQ0001")["message"])
+    assert message == "Invalid body: a JSON body is required, with Content-Type: application/json"
+    answer = await client.post("/admin/publishers", json=[1], headers=ADMIN)
+    body_ = assert_envelope(answer, 400, "REQ0001")
+    assert body_["message"] == "Invalid body: Input should be a JSON object"
+
+
+async def test_validation_problems_speak_of_the_json(client: httpx.AsyncClient) -> None:
+    """No pydantic internals: no validator names in a field, no "Value error," prefix."""
+    publisher = await new_publisher(client)
+    body = {"cleengCustomerId": 1, "transactionId": "1", "ipAddress": "1.2.3", "extra": 1}
+    answer = await client.post("/storekit2/purchases", json=body, headers=publisher.headers)
+    details = assert_envelope(answer, 400, "REQ0001")["details"]
+    assert details == [
+        {"field": "ipAddress", "problem": "Input is not a valid IPv4 address or IPv6 address"},
+        {"field": "extra", "problem": "Unknown field"},
+    ]
+    answer = await client.post("/admin/publishers", json={"name": "A", "a b": 1}, headers=ADMIN)
+    details = assert_envelope(answer, 400, "REQ0001")["details"]
+    assert details == [{"field": "a b", "problem": "Unknown field"}]
+    app = {"keyId": "ABCDEFGHIJ", "issuerId": "x", "privateKey": "no", "environment": "Sandbox"}
+    url = f"/admin/publishers/{publisher.id}/storekit2/apps/com.acme.tv"
+    answer = await client.put(url, json=app, headers=publisher.headers)
+    details = assert_envelope(answer, 400, "REQ0001")["details"]
+    assert details == [{"field": "privateKey", "problem": "must be an unencrypted PEM private key"}]
+
+
+async def test_the_root_points_to_the_docs(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/")
+    assert answer.status_code == 200
+    assert answer.json()["docs"] == "/docs" and answer.json()["console"] == "/console"
 
 
 async def test_body_that_is_not_json(client: httpx.AsyncClient) -> None:
@@ -28,7 +108,8 @@ async def test_body_that_is_not_json(client: httpx.AsyncClient) -> None:
         content=b"{not json",
         headers={**ADMIN, "content-type": "application/json"},
     )
-    assert_envelope(answer, 400, "REQ0001")
+    body = assert_envelope(answer, 400, "REQ0001")
+    assert str(body["message"]).startswith("Invalid body: not valid JSON: Expecting")
 
 
 async def test_wrong_types_list_the_fields(client: httpx.AsyncClient) -> None:
@@ -105,7 +186,7 @@ async def test_health(client: httpx.AsyncClient) -> None:
 
 
 async def test_answer_is_sent_only_after_commit(app: FastAPI) -> None:
-    """The unit of work commits before the first byte of the answer leaves (SPEC §3's promise)."""
+    """The unit of work commits before the first byte of the answer leaves (docs/api.md §3's promise)."""
     from app.context import Context
 
     context: Context = app.state.context

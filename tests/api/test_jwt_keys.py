@@ -1,4 +1,4 @@
-"""SPEC §7: customer JWTs name their issuer, say when they expired, and survive a key rotation."""
+"""docs/api.md §7: customer JWTs name their issuer, say when they expired, and survive a key rotation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §8's /metrics: METRICS_TOKEN, the database's gauges at most every 5 seconds whatever the
+"""docs/api.md §8's /metrics: METRICS_TOKEN, the database's gauges at most every 5 seconds whatever the
 scrape rate, and a bounded set of series whatever the requests."""
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ async def test_a_revoked_publisher_token_ends_its_sessions(
     app: FastAPI, client: httpx.AsyncClient, publisher: PublisherRef
 ) -> None:
     """A publisher's console session lives as long as the token it was opened with: revoked
-    (SPEC §7's token endpoints), it ends at its next request; another token's session lives on."""
+    (docs/api.md §7's token endpoints), it ends at its next request; another token's session lives on."""
     tokens = f"/admin/publishers/{publisher.id}/tokens"
     made = (await client.post(tokens, headers=ADMIN)).json()
     transport = httpx.ASGITransport(app=app)

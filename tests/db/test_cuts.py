@@ -1,4 +1,4 @@
-"""SPEC §2: a cut database connection is never a 500. Registers arrive at a real `serve` process
+"""docs/api.md §2: a cut database connection is never a 500. Registers arrive at a real `serve` process
 while its PostgreSQL backends are terminated, three times; every answer is a 202 or a 503
 S0002, and every accepted sync is finalized, once."""
 

@@ -1,4 +1,4 @@
-"""SPEC §2 and §8: a lost database answers 503 S0002, and the service recovers by itself."""
+"""docs/api.md §2 and §8: a lost database answers 503 S0002, and the service recovers by itself."""
 
 from __future__ import annotations
 

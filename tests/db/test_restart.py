@@ -1,4 +1,4 @@
-"""SPEC §2 and §8: PostgreSQL away for ten seconds under a real `serve` process, a server's
+"""docs/api.md §2 and §8: PostgreSQL away for ten seconds under a real `serve` process, a server's
 connections refused (through a proxy) and the embedded server stopped and started again in the same
 DATA_DIR. While it is away the API answers 503 S0002 within a second and /readyz is 503; once it is
 back everything resumes with no restart of the service: nothing accepted is stuck or lost, webhooks

@@ -53,6 +53,39 @@ def _request_from_curl(words: list[str]) -> tuple[str, dict[str, str], str]:
     return url, headers, body
 
 
+def _run_printed(line: str) -> httpx.Response:
+    """One printed `curl` line, run as curl would (-X, -H, -d and the URL)."""
+    words = shlex.split(line)
+    url = next(w for w in words if w.startswith("http://"))
+    method = words[words.index("-X") + 1] if "-X" in words else "GET"
+    headers = dict(words[i + 1].split(": ", 1) for i, w in enumerate(words) if w == "-H")
+    body = words[words.index("-d") + 1] if "-d" in words else None
+    return httpx.request(method, url, headers=headers, content=body, timeout=30)
+
+
+def _follow_ups(output: str) -> list[str]:
+    start = output.index("More to try:")
+    block = output[start : output.index("\n\n", start + len("More to try:\n\n"))]
+    return [line for line in block.splitlines() if line.startswith("curl ")]
+
+
+def _check_follow_ups(output: str) -> None:
+    """Every command dev prints under "More to try" works as printed, and says what it does."""
+    assert "valid 15 minutes" in output, "the customer JWT's lifetime is printed"
+    for product in ("com.demo.tv.pro.monthly", "com.demo.tv.lifetime"):
+        assert product in output, product
+    assert re.search(
+        r"com\.demo\.tv\.appletv\.pro\.monthly +auto-renewable +-> offer S100000001_US", output
+    )
+    lines = _follow_ups(output)
+    assert len(lines) >= 10, lines
+    for line in lines:
+        answer = _run_printed(line)
+        assert answer.status_code in (200, 201), (line, answer.status_code, answer.text)
+        if "/tokens" in line:
+            assert answer.json()["jwt"], "a customer JWT for another customer"
+
+
 def test_dev_prints_a_curl_that_works(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     dev, port, sim_port = _run_dev(tmp_path, data_dir, "dev.log")
@@ -73,6 +106,7 @@ def test_dev_prints_a_curl_that_works(tmp_path: Path) -> None:
             lambda: "inappPurchaseSyncResult" in dev.output(), 30, "the webhook to be printed"
         )
         assert re.search(r"webhook inappPurchaseSyncResult .*signature ok", dev.output())
+        _check_follow_ups(dev.output())
         first_publisher = re.search(r"publisher\s+(\d+)", dev.output())
     finally:
         assert dev.stop(signal.SIGINT) == 0, dev.output()
@@ -115,6 +149,13 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     ):
         assert step in result.stdout, step
     assert "The whole flow works." in result.stdout
+    # Each step shows the requests it made, secrets shortened, and times as times.
+    assert re.search(r"^POST /storekit2/purchases$", result.stdout, re.M)
+    assert re.search(r"^  X-Publisher-Token: skp_\S{4}…\S{4}$", result.stdout, re.M)
+    assert re.search(r"^GET /purchases/synchronizations/\S+", result.stdout, re.M)
+    assert re.search(r"^POST /sim/purchases/\d+/refund$", result.stdout, re.M)
+    assert not re.search(r"skp_[A-Za-z0-9_-]{20,}", result.stdout), "a whole token was shown"
+    assert re.search(r"expiresAt +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(\d+\)", result.stdout)
 
 
 def test_a_second_dev_on_the_same_data_dir_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -178,3 +219,21 @@ async def test_the_seed_step_sends_the_simulators_control_token(
     )
     apps = [app["bundleId"] for app in integration.json()["apps"]]
     assert state.bundle_id in apps, "wired to the guarded simulator"
+
+
+def test_a_webhook_is_printed_whole_however_narrow_the_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The header line, then the event's data as one line of JSON that nothing broke."""
+    from rich.console import Console
+
+    from app.dev import dev
+
+    monkeypatch.setattr(dev, "console", Console(width=40, force_terminal=False))
+    data = {"result": "SUBSCRIPTION_CREATED", "offerId": "S100000001_US", "accessGranted": True}
+    event = {"broadcasterId": 1, "topic": "inappPurchaseSyncResult", "data": data}
+    dev.show_webhook(event, {"webhook-id": "msg_0123456789abcdef0123456789abcdef"})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("webhook inappPurchaseSyncResult (signature ok, webhook-id msg_")
+    assert json.loads(lines[1]) == data
+    assert len(lines) == 2

@@ -61,7 +61,7 @@ async def new_customer(client: httpx.AsyncClient, publisher: PublisherRef) -> in
 
 
 def assert_envelope(answer: httpx.Response, status: int, code: str) -> dict[str, object]:
-    """SPEC §2's one error shape, with the status and code expected, and no trace."""
+    """docs/api.md §2's one error shape, with the status and code expected, and no trace."""
     assert answer.status_code == status, answer.text
     assert answer.headers["content-type"].startswith("application/json")
     body = answer.json()

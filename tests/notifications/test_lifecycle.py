@@ -133,7 +133,7 @@ async def test_a_grace_period_keeps_access_until_it_ends(apple: Apple, clock: Mo
     bought, customer = await apple.subscribed()
     in_grace = await apple.act(bought["transactionId"], "grace-period", durationSeconds=3600)
     assert await apple.worker.drain() == 1
-    assert await apple.access(customer) == {  # SPEC §4: access until gracePeriodExpiresDate
+    assert await apple.access(customer) == {  # docs/api.md §4: access until gracePeriodExpiresDate
         "accessGranted": True,
         "expiresAt": in_grace["gracePeriodExpiresDate"] // 1000,
     }

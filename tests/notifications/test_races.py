@@ -1,4 +1,4 @@
-"""SPEC §6: whichever of a sync and a notification is applied last, what is held is the newer word
+"""docs/api.md §6: whichever of a sync and a notification is applied last, what is held is the newer word
 from Apple. The interleaving is forced, not timed: the sync reads Apple, then a notification is
 posted and applied, then the sync finalizes on what it read."""
 

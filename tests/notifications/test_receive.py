@@ -233,7 +233,7 @@ async def test_the_list_is_newest_first_and_filtered(apple: Apple) -> None:
     assert first["originalTransactionId"] == bought["originalTransactionId"]
     assert first["signedDate"] <= listed[0]["signedDate"]
     assert set(first) == {
-        # SPEC §6
+        # docs/api.md §6
         "notificationUUID",
         "notificationType",
         "subtype",

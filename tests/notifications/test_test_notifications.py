@@ -1,4 +1,4 @@
-"""Test notifications for the operator (SPEC §6): Apple's Request a Test Notification, then its
+"""Test notifications for the operator (docs/api.md §6): Apple's Request a Test Notification, then its
 status combined with whether this service received the TEST notification."""
 
 from __future__ import annotations

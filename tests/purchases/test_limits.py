@@ -1,4 +1,4 @@
-"""SPEC §3's limit: a customer token with 20 failed registers or transfers in 10 minutes (a 422
+"""docs/api.md §3's limit: a customer token with 20 failed registers or transfers in 10 minutes (a 422
 answered to it, or a sync of its that finalized TRANSACTION_ID_NOT_FOUND or
 PURCHASE_OWNED_BY_ANOTHER_CUSTOMER) gets 429 REQ0006 with `Retry-After` until the window has room;
 the count is the database's, so it holds across app instances and processes; publisher tokens are

@@ -1,4 +1,4 @@
-"""SPEC §3's ownership policy: under `appAccountToken` a purchase that carries a token is its
+"""docs/api.md §3's ownership policy: under `appAccountToken` a purchase that carries a token is its
 customer's alone, and one without a token cannot be taken from its owner by a customer token;
 under `transfer` (the default) a purchase moves to whoever registers it, as it always did."""
 

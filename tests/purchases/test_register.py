@@ -1,4 +1,4 @@
-"""SPEC §3: register, transfer and poll: fields, codes, Correlation-Id, isolation."""
+"""docs/api.md §3: register, transfer and poll: fields, codes, Correlation-Id, isolation."""
 
 from __future__ import annotations
 
@@ -71,7 +71,13 @@ async def test_body_validation(shop: Shop) -> None:
 
 
 async def test_unknown_customer_and_inactive_integration(shop: Shop) -> None:
-    assert_envelope(await shop.register(999_999_997, "123"), 422, "SK2C0100")
+    body = assert_envelope(await shop.register(999_999_997, "123"), 422, "SK2C0100")
+    assert body["message"] == (
+        "Unable to find customer 999999997: 999999997 is not a customer of this publisher"
+    )
+    assert body["details"] == [
+        {"field": "cleengCustomerId", "problem": "999999997 is not a customer of this publisher"}
+    ]
     other = await open_shop(shop.client, shop.sim, shop.context)
     stranger = other.customers[0]
     assert_envelope(await shop.register(stranger, "123"), 422, "SK2C0100")
@@ -87,7 +93,15 @@ async def test_customer_jwt_rules(shop: Shop, worker: Worker) -> None:
     answer = await shop.register(me, bought["transactionId"], headers=mine)
     assert answer.status_code == 202
     sync_id = answer.json()["synchronizationId"]
-    assert_envelope(await shop.register(other, "123", headers=mine), 403, "AUTH0003")
+    refused = assert_envelope(await shop.register(other, "123", headers=mine), 403, "AUTH0003")
+    assert str(refused["message"]).startswith(
+        f"Forbidden: a customer JWT registers for its own customer only, {me}"
+    )
+    entitlement = "/entitlements/S123456789_US"
+    refused = assert_envelope(
+        await shop.client.get(entitlement, headers=shop.publisher.headers), 403, "AUTH0003"
+    )
+    assert "this endpoint takes a customer JWT" in str(refused["message"])
     assert (await shop.poll(sync_id, headers=mine))["cleengCustomerId"] == me
     theirs = await shop.customer_token(other)
     answer = await shop.client.get(f"/purchases/synchronizations/{sync_id}", headers=theirs)

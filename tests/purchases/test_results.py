@@ -1,4 +1,4 @@
-"""Every result of SPEC §3's table, from purchases made in the simulator, and what each leaves."""
+"""Every result of docs/api.md §3's table, from purchases made in the simulator, and what each leaves."""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ async def test_the_sync_job_delivers_its_own_webhooks(
 async def test_a_transfer_reaches_one_url_in_the_order_of_spec(
     shop: Shop, worker: Worker, receiver: Receiver
 ) -> None:
-    """SPEC §5: validation, the old subscription's end, the new one, the result: one after
+    """docs/api.md §5: validation, the old subscription's end, the new one, the result: one after
     another at a URL subscribed to every topic, from the sync job that sent them."""
     secret = "one-secret-for-every-topic-here"
     hmac = {"name": "HMAC", "options": {"hashAlg": "SHA256", "sharedSecret": secret}}

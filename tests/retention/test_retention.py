@@ -1,4 +1,4 @@
-"""SPEC §8: finished records older than RETENTION_DAYS go, in small batches, from one process at
+"""docs/api.md §8: finished records older than RETENTION_DAYS go, in small batches, from one process at
 a time; subscriptions, customers and anything unfinished stay."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC §9: the keys generated into DATA_DIR are readable by their owner only, from their first byte."""
+"""docs/api.md §9: the keys generated into DATA_DIR are readable by their owner only, from their first byte."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §9: secrets at rest, sealed per purpose and row, readable across a change of SECRET_KEY."""
+"""docs/api.md §9: secrets at rest, sealed per purpose and row, readable across a change of SECRET_KEY."""
 
 from __future__ import annotations
 

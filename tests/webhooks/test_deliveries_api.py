@@ -1,4 +1,4 @@
-"""SPEC §5, deliveries API: list with filters, replay, and who may see which deliveries."""
+"""docs/api.md §5, deliveries API: list with filters, replay, and who may see which deliveries."""
 
 from __future__ import annotations
 

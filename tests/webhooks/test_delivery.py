@@ -1,4 +1,4 @@
-"""SPEC §5, delivery: signed POSTs, retries on the injected clock, Retry-After, 410, replay."""
+"""docs/api.md §5, delivery: signed POSTs, retries on the injected clock, Retry-After, 410, replay."""
 
 from __future__ import annotations
 
@@ -265,7 +265,7 @@ async def test_only_subscribed_endpoints_get_deliveries_and_removal_stops_them(
 async def test_the_events_of_one_cause_reach_a_url_one_after_another_in_order(
     app: FastAPI, client: httpx.AsyncClient, publisher: PublisherRef, receiver: Receiver
 ) -> None:
-    """SPEC §5: one URL subscribed to several topics gets a cause's events in the order they were
+    """docs/api.md §5: one URL subscribed to several topics gets a cause's events in the order they were
     written, each first attempt after the one before it ended, even through the queue."""
     secret = "a-shared-secret-for-every-topic"
     topics = [

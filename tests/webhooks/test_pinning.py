@@ -1,4 +1,4 @@
-"""SPEC §5: every webhook connection, http or https, goes only to an address checked for it, and
+"""docs/api.md §5: every webhook connection, http or https, goes only to an address checked for it, and
 TLS is verified against the URL's name; `lastError` says what a publisher can act on, never what a
 port scan would want to know."""
 

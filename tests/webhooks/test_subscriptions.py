@@ -1,4 +1,4 @@
-"""SPEC §5, subscribing: PUT and GET /3.1/webhook_subscriptions, targets, secrets, auth."""
+"""docs/api.md §5, subscribing: PUT and GET /3.1/webhook_subscriptions, targets, secrets, auth."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Provisioning API (SPEC §7): thin handlers over app.admin.service."""
+"""Provisioning API (docs/api.md §7): thin handlers over app.admin.service."""
 
 from __future__ import annotations
 

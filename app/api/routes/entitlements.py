@@ -1,4 +1,4 @@
-"""Entitlements and subscriptions (SPEC §4): thin handlers over app.entitlements.service."""
+"""Entitlements and subscriptions (docs/api.md §4): thin handlers over app.entitlements.service."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""App Store Server Notifications V2 (SPEC §6): thin handlers over app.notifications.service."""
+"""App Store Server Notifications V2 (docs/api.md §6): thin handlers over app.notifications.service."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ router = APIRouter()
     "/apple/notifications/{publisherId}",
     tags=["apple"],
     operation_id="receiveAppleNotification",
-    responses=error_responses(e.InvalidBody, e.InvalidPathParameters, common=PUBLIC),
+    responses=error_responses(
+        e.InvalidBody, e.InvalidPathParameters, e.PayloadTooLarge, common=PUBLIC
+    ),
 )
 async def receive_notification(
     publisher_id: PublisherIdPath, body: SignedNotification, context: Ctx

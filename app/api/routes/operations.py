@@ -1,4 +1,4 @@
-"""Operations (SPEC §8): health, readiness, Prometheus metrics, the customer-JWT keys."""
+"""Operations (docs/api.md §8): health, readiness, Prometheus metrics, the customer-JWT keys."""
 
 from __future__ import annotations
 
@@ -17,6 +17,18 @@ from app.db import is_database_outage
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
+
+
+@router.get("/", operation_id="index", summary="Where to start: the docs and the console")
+async def index() -> dict[str, str]:
+    """A pointer for whoever opens the service's address: the API's interactive reference, its
+    OpenAPI document and the operator console."""
+    return {
+        "service": "storekit-sync",
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+        "console": "/console",
+    }
 
 
 @router.get("/healthz", operation_id="health")

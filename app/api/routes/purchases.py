@@ -1,4 +1,4 @@
-"""The StoreKit 2 API (SPEC §3): thin handlers over app.purchases.service."""
+"""The StoreKit 2 API (docs/api.md §3): thin handlers over app.purchases.service."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhook subscriptions and the deliveries API (SPEC §5): thin handlers over the service."""
+"""Webhook subscriptions and the deliveries API (docs/api.md §5): thin handlers over the service."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `reconcile` job (SPEC §6): one pass over Apple's notification history and the expiry
+"""The `reconcile` job (docs/api.md §6): one pass over Apple's notification history and the expiry
 safety net, then it schedules its own next run, APPLE_RECONCILE_INTERVAL after this one started
 (at once when the pass reached its bound with more to do).
 
