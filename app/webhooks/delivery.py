@@ -106,8 +106,12 @@ class Attempt:
 
     @property
     def origin(self) -> str:
-        """Host and port: what the in-flight bound counts by."""
-        return httpx.URL(self.message.url).netloc.decode("ascii")
+        """Host and port: what the in-flight bound counts by (the URL itself when it does not
+        parse: its attempt fails without a connection)."""
+        try:
+            return httpx.URL(self.message.url).netloc.decode("ascii")
+        except (httpx.InvalidURL, UnicodeError):
+            return self.message.url
 
 
 def _job_target(job: ClaimedJob) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import ssl
 import time
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ from app.webhooks.targets import (
     UnresolvableHost,
     parse_url,
 )
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = "storekit-sync-webhooks/0.1"
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -177,7 +180,8 @@ def _refusal(exc: TargetRefused) -> str:
 async def send(
     client: httpx.AsyncClient, message: Message, settings: Settings, now: datetime
 ) -> Answer:
-    """Try one delivery within WEBHOOK_TIMEOUT in all; never raises for the endpoint's faults."""
+    """Try one delivery within WEBHOOK_TIMEOUT in all; never raises (but when cancelled): what
+    went wrong is the answer's error, as a category."""
     timeout = settings.webhook_timeout
     started = time.monotonic()
     status: int | None = None
@@ -192,5 +196,8 @@ async def send(
         error = f"timed out after {timeout:g} s"
     except httpx.HTTPError as exc:
         error = _connection_failure(exc)
+    except Exception:  # whatever else went wrong is an attempt that failed, never a lost job
+        log.warning("webhook attempt failed unexpectedly", exc_info=True)
+        error = CONNECTION_FAILED
     duration_ms = int((time.monotonic() - started) * 1000)
     return Answer(status, error, retry_after, duration_ms)

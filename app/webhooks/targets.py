@@ -27,6 +27,8 @@ Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 RESOLVE_TIMEOUT = 5.0
 PRIVATE = "resolves to a private, loopback or link-local address"
 UNRESOLVABLE = "has a host that cannot be resolved"
+NOT_VALID_HOST = "has a host name that is not valid"
+MAX_NAME, MAX_LABEL = 253, 63  # characters of a DNS name (without its final dot), of a label
 
 
 class TargetRefused(Exception):
@@ -41,6 +43,27 @@ class PrivateAddress(TargetRefused):
     """The host resolves to an address outside the public internet."""
 
 
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _valid_host_name(url: httpx.URL) -> bool:
+    """An address, or a name DNS can carry: at most 253 characters, labels of 1 to 63, and each
+    IDNA A-label (`xn--`) one that decodes."""
+    try:
+        url.host  # noqa: B018 (decodes the A-labels: raises for one that does not decode)
+    except UnicodeError:  # idna.IDNAError is one
+        return False
+    host = url.raw_host.decode("ascii")
+    if _literal(host) is not None:
+        return True
+    name = host.removesuffix(".")
+    return len(name) <= MAX_NAME and all(0 < len(label) <= MAX_LABEL for label in name.split("."))
+
+
 def parse_url(url: str) -> httpx.URL:
     try:
         parsed = httpx.URL(url)
@@ -48,8 +71,10 @@ def parse_url(url: str) -> httpx.URL:
         raise TargetRefused("is not a valid URL") from exc
     if parsed.scheme not in ("http", "https"):
         raise TargetRefused("must be an http or https URL")
-    if not parsed.host:
+    if not parsed.raw_host:
         raise TargetRefused("must name a host")
+    if not _valid_host_name(parsed):
+        raise TargetRefused(NOT_VALID_HOST)
     return parsed
 
 
@@ -72,13 +97,6 @@ def is_public(address: IPAddress) -> bool:
     )
 
 
-def _literal(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
-
-
 async def resolve(host: str, port: int) -> list[IPAddress]:
     """The addresses of `host`, looked up in the loop's executor (never blocking the loop)."""
     literal = _literal(host)
@@ -88,7 +106,7 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT):
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, UnicodeError) as exc:  # UnicodeError: a name IDNA refuses
         raise UnresolvableHost(UNRESOLVABLE) from exc
     found = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     return sorted(dict.fromkeys(found), key=lambda a: a.version)  # IPv4 first

@@ -376,6 +376,22 @@ async def test_an_unresolvable_host(tmp_path: Path) -> None:
     assert answer.error == "could not resolve the host"
 
 
+async def test_an_unexpected_error_is_a_failed_attempt_that_says_nothing_more(
+    tmp_path: Path,
+) -> None:
+    async def broken(host: str, port: int) -> list[targets.IPAddress]:
+        raise RuntimeError(f"the lookup of {host}:{port} broke [Errno 99]")
+
+    settings = _settings(tmp_path, allow_private=False)
+    client = new_http_client(settings, resolver=broken)
+    try:
+        answer = await _send(client, f"https://{HOST}:8443/h", settings)
+    finally:
+        await client.aclose()
+    assert (answer.status_code, answer.error) == (None, "connection failed")
+    _says_nothing_more(answer.error, 8443)
+
+
 async def test_an_http_status_is_the_error(tmp_path: Path) -> None:
     async def unavailable(
         listener: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
