@@ -30,6 +30,7 @@ from app.config import Settings
 from app.webhooks.schedule import RETRY_AFTER_STATUSES, retry_after_seconds
 from app.webhooks.targets import (
     GuardedTransport,
+    Lookups,
     PrivateAddress,
     Resolver,
     TargetGuard,
@@ -57,12 +58,17 @@ def new_http_client(
     resolver: Resolver | None = None,
     verify: ssl.SSLContext | None = None,
 ) -> httpx.AsyncClient:
-    """The webhook client: every connection to a checked address (`resolver` looks names up,
-    the system's DNS by default), certificates verified (against `verify`'s roots if given)."""
+    """The webhook client: every connection to a checked address (`resolver` looks names up; by
+    default the system's DNS, on the client's own `Lookups`), certificates verified (against
+    `verify`'s roots if given)."""
     timeout = httpx.Timeout(settings.webhook_timeout, connect=min(settings.webhook_timeout, 5.0))
+    own = None
+    if resolver is None:
+        own = Lookups()
+        resolver = own.resolve
     guard = TargetGuard(settings.webhook_allow_private_networks, resolver)
     return httpx.AsyncClient(
-        transport=GuardedTransport(guard, verify=verify, limit=200),
+        transport=GuardedTransport(guard, verify=verify, limit=200, lookups=own),
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,

@@ -217,15 +217,14 @@ def tls_dir(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("scheme", ["https", "http"])
 async def test_a_name_that_rebinds_to_loopback_never_gets_a_byte_there(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str
+    tmp_path: Path, scheme: str
 ) -> None:
     """The name is public when checked, loopback when connected to (the system's own DNS says
     `localhost` is 127.0.0.1): a real listener there must see nothing."""
     dns = Dns({"localhost": [PUBLIC, LOOPBACK]})
-    monkeypatch.setattr(targets, "resolve", dns.resolve)
     settings = _settings(tmp_path, allow_private=False)
     async with _listening(_record_bytes) as listener:
-        client = new_http_client(settings)
+        client = new_http_client(settings, resolver=dns.resolve)
         try:
             answer = await _send(client, f"{scheme}://localhost:{listener.port}/hook", settings)
         finally:
