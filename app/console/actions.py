@@ -16,6 +16,7 @@ from app.console.pages import (
     Original,
     PublisherId,
     not_found,
+    refusal_status,
     said,
     signed_in,
     to_login,
@@ -218,7 +219,7 @@ async def resync(
             session,
             "search",
             "Re-sync a purchase",
-            error.status,
+            refusal_status(error),
             action="resync",
             target=target,
             publisher_id=publisher_id,
@@ -275,6 +276,7 @@ async def send_test(request: Request, context: Ctx, publisher_id: PublisherId) -
     try:
         token = await service.request_test(context, publisher_id, bundle_id)
     except CleengError as error:
-        return await _confirm_test(session, context, publisher_id, error.status, said(error))
+        status = refusal_status(error)
+        return await _confirm_test(session, context, publisher_id, status, said(error))
     log.info("console requested a test notification", extra={"fields": {"bundleId": bundle_id}})
     return redirect(f"{PREFIX}/publishers/{publisher_id}/test-notifications/{token}?done=requested")

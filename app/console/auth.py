@@ -167,7 +167,11 @@ def login_csrf_valid(request: Request, context: Context, given: str) -> bool:
     cookie = request.cookies.get(cookie_name(request, LOGIN_COOKIE))
     claims = context.sessions.open(cookie, context.clock.now()) if cookie else None
     expected = claims.get("login") if claims else None
-    return isinstance(expected, str) and bool(given) and hmac.compare_digest(given, expected)
+    return (
+        isinstance(expected, str)
+        and bool(given)
+        and hmac.compare_digest(given.encode(), expected.encode())  # str: ASCII only
+    )
 
 
 def csrf_valid(session: Session, given: str) -> bool:

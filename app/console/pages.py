@@ -18,7 +18,7 @@ from app.console.readable import payload, sync_sections
 from app.console.search import LABELS, Looking
 from app.console.web import PREFIX, page, redirect
 from app.context import Context
-from app.errors import CleengError
+from app.errors import CleengError, IntegrationNotActive
 
 router = APIRouter()
 
@@ -70,6 +70,17 @@ def view(
 
 def not_found(session: Session, what: str) -> Response:
     return view("message.html", session, "", "Not found", 404, heading="Not found", text=what)
+
+
+# A refusal of the API whose contract's status is a 500 although the service did not fail: the
+# console answers it as what it is (the publisher has no active app: a conflict with its state).
+REFUSALS: dict[type[CleengError], int] = {IntegrationNotActive: 409}
+
+
+def refusal_status(error: CleengError) -> int:
+    """The console page's status for `error`: its API status, but a 4xx for a refusal that is
+    not the service's fault (503 stays 503)."""
+    return next((s for kind, s in REFUSALS.items() if isinstance(error, kind)), error.status)
 
 
 def said(error: CleengError) -> str:
@@ -308,7 +319,7 @@ async def notification_probe(
             session,
             "publishers",
             "Test notification",
-            error.status,
+            refusal_status(error),
             heading="Test notification",
             text=said(error),
         )

@@ -35,6 +35,7 @@ from app.webhooks.outbox import HeldDelivery, lease_for
 from app.webhooks.repository import Outcome, ToSend
 from app.webhooks.schedule import jittered, next_delay
 from app.webhooks.sending import Answer, Message, envelope, new_http_client, send
+from app.webhooks.targets import Lookups, TargetGuard
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,12 @@ class Attempt:
 
     @property
     def origin(self) -> str:
-        """Host and port: what the in-flight bound counts by."""
-        return httpx.URL(self.message.url).netloc.decode("ascii")
+        """Host and port: what the in-flight bound counts by (the URL itself when it does not
+        parse: its attempt fails without a connection)."""
+        try:
+            return httpx.URL(self.message.url).netloc.decode("ascii")
+        except (httpx.InvalidURL, UnicodeError):
+            return self.message.url
 
 
 def _job_target(job: ClaimedJob) -> tuple[int, int]:
@@ -122,8 +127,9 @@ def _outcome_label(answer: Answer) -> str:
 
 
 class WebhookSender:
-    """Sends this process's webhook deliveries: one pooled HTTP client, the origins' slots, the
-    holder name of the deliveries it holds."""
+    """Sends this process's webhook deliveries: one pooled HTTP client, the threads that look
+    the targets' names up (which the API's subscriptions check with, through `guard`), the
+    origins' slots, the holder name of the deliveries it holds."""
 
     def __init__(
         self,
@@ -137,12 +143,15 @@ class WebhookSender:
         self.settings, self.secrets, self.db, self.clock = settings, secrets, db, clock
         self.activity = activity
         self.wake_workers = wake_workers
-        self.http = new_http_client(settings)
+        self.lookups = Lookups()  # DNS of webhook targets, never on the threads Apple's work needs
+        self.guard = TargetGuard(settings.webhook_allow_private_networks, self.lookups.resolve)
+        self.http = new_http_client(settings, resolver=self.lookups.resolve)
         self.slots = OriginSlots(MAX_IN_FLIGHT_PER_ORIGIN)
         self.holder = holder_id("held")
 
     async def close(self) -> None:
         await self.http.aclose()
+        self.lookups.close()
 
     def hold(self, now: datetime) -> tuple[str, datetime]:
         """The lease under which a job handler writes the deliveries it will send itself."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import ssl
 import time
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from app.config import Settings
 from app.webhooks.schedule import RETRY_AFTER_STATUSES, retry_after_seconds
 from app.webhooks.targets import (
     GuardedTransport,
+    Lookups,
     PrivateAddress,
     Resolver,
     TargetGuard,
@@ -36,6 +38,8 @@ from app.webhooks.targets import (
     UnresolvableHost,
     parse_url,
 )
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = "storekit-sync-webhooks/0.1"
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -54,12 +58,17 @@ def new_http_client(
     resolver: Resolver | None = None,
     verify: ssl.SSLContext | None = None,
 ) -> httpx.AsyncClient:
-    """The webhook client: every connection to a checked address (`resolver` looks names up,
-    the system's DNS by default), certificates verified (against `verify`'s roots if given)."""
+    """The webhook client: every connection to a checked address (`resolver` looks names up; by
+    default the system's DNS, on the client's own `Lookups`), certificates verified (against
+    `verify`'s roots if given)."""
     timeout = httpx.Timeout(settings.webhook_timeout, connect=min(settings.webhook_timeout, 5.0))
+    own = None
+    if resolver is None:
+        own = Lookups()
+        resolver = own.resolve
     guard = TargetGuard(settings.webhook_allow_private_networks, resolver)
     return httpx.AsyncClient(
-        transport=GuardedTransport(guard, verify=verify, limit=200),
+        transport=GuardedTransport(guard, verify=verify, limit=200, lookups=own),
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,
@@ -177,7 +186,8 @@ def _refusal(exc: TargetRefused) -> str:
 async def send(
     client: httpx.AsyncClient, message: Message, settings: Settings, now: datetime
 ) -> Answer:
-    """Try one delivery within WEBHOOK_TIMEOUT in all; never raises for the endpoint's faults."""
+    """Try one delivery within WEBHOOK_TIMEOUT in all; never raises (but when cancelled): what
+    went wrong is the answer's error, as a category."""
     timeout = settings.webhook_timeout
     started = time.monotonic()
     status: int | None = None
@@ -192,5 +202,8 @@ async def send(
         error = f"timed out after {timeout:g} s"
     except httpx.HTTPError as exc:
         error = _connection_failure(exc)
+    except Exception:  # whatever else went wrong is an attempt that failed, never a lost job
+        log.warning("webhook attempt failed unexpectedly", exc_info=True)
+        error = CONNECTION_FAILED
     duration_ms = int((time.monotonic() - started) * 1000)
     return Answer(status, error, retry_after, duration_ms)

@@ -7,7 +7,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.config import Settings
 from app.db import Executor, Row
 from app.enums import DeliveryStatus, Topic
 from app.errors import ErrorDetail, InvalidBody, NotFound, detail
@@ -15,7 +14,7 @@ from app.security import SecretBox
 from app.webhooks import repository
 from app.webhooks.repository import NewEndpoint
 from app.webhooks.schemas import EndpointIn
-from app.webhooks.targets import TargetRefused, check_target, parse_url
+from app.webhooks.targets import TargetGuard, TargetRefused, parse_url
 
 GENERATED_SECRET_BYTES = 24  # 32 URL-safe characters
 
@@ -30,9 +29,9 @@ def new_secret() -> str:
     return secrets.token_urlsafe(GENERATED_SECRET_BYTES)
 
 
-async def _refusal(index: int, url: str, allow_private: bool) -> list[ErrorDetail]:
+async def _refusal(index: int, url: str, guard: TargetGuard) -> list[ErrorDetail]:
     try:
-        await check_target(parse_url(url), allow_private)
+        await guard.check(parse_url(url))
     except TargetRefused as exc:
         return detail(f"{index}.url", str(exc))
     return []
@@ -48,9 +47,10 @@ def _repeated(endpoints: list[EndpointIn]) -> list[ErrorDetail]:
     return problems
 
 
-async def check_endpoints(endpoints: list[EndpointIn], allow_private: bool) -> None:
-    """http(s) URLs, each once, resolving to public addresses unless private ones are allowed."""
-    checks = (_refusal(i, e.url, allow_private) for i, e in enumerate(endpoints))
+async def check_endpoints(endpoints: list[EndpointIn], guard: TargetGuard) -> None:
+    """http(s) URLs, each once, resolving to public addresses unless private ones are allowed
+    (looked up as deliveries look them up: `guard`, the webhook sender's)."""
+    checks = (_refusal(i, e.url, guard) for i, e in enumerate(endpoints))
     problems = [p for found in await asyncio.gather(*checks) for p in found]
     problems += _repeated(endpoints)
     if problems:
@@ -64,7 +64,7 @@ def _seal(box: SecretBox, publisher_id: int, topic: str, url: str, secret: str) 
 
 async def put_subscriptions(
     tx: Executor,
-    settings: Settings,
+    guard: TargetGuard,
     box: SecretBox,
     publisher_id: int,
     topic: str,
@@ -73,7 +73,7 @@ async def put_subscriptions(
 ) -> list[SavedEndpoint]:
     """Replace the topic's endpoints. A URL already listed keeps its deliveries (and is enabled
     again); an endpoint without `verification` gets a new generated secret."""
-    await check_endpoints(endpoints, settings.webhook_allow_private_networks)
+    await check_endpoints(endpoints, guard)
     given = [e.verification.options.shared_secret if e.verification else None for e in endpoints]
     plain = [secret or new_secret() for secret in given]
     new = [

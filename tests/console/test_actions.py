@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from app.jobs.worker import Worker
+from tests.helpers.api import ADMIN, new_publisher
 from tests.helpers.appstore import Apple
 from tests.helpers.console import Console, text_of
 from tests.helpers.receiver import Receiver, Reply
@@ -172,3 +173,42 @@ async def test_a_refused_test_notification_says_why(apple: Apple, operator: Cons
     unknown = await operator.get(f"/console/publishers/{pid}/test-notifications/nosuchtoken")
     assert unknown.status_code == 404
     assert "no test notification with this token" in text_of(unknown.text)
+
+
+async def test_a_test_notification_without_an_active_app_is_refused_not_failed(
+    operator: Console,
+) -> None:
+    """The API answers SK2C0004 with its contract's 500; the console says it is not done because
+    of the publisher's state (409), not that the service failed."""
+    bare = await new_publisher(operator.client)
+    refused = await operator.post(f"/console/publishers/{bare.id}/test-notification")
+    assert refused.status_code == 409
+    text = text_of(refused.text)
+    assert "Not done" in text and "StoreKit2 integration not activated (SK2C0004)" in text
+
+
+async def test_apple_unavailable_for_a_test_notification_is_a_503(
+    apple: Apple, operator: Console
+) -> None:
+    await apple.shop.fault("server_error")
+    pid = apple.shop.publisher.id
+    answer = await operator.post(f"/console/publishers/{pid}/test-notification")
+    assert answer.status_code == 503
+    assert "S0002" in text_of(answer.text)
+
+
+async def test_a_purchase_of_a_publisher_turned_off_is_refused_not_failed(
+    shop: Shop, worker: Worker, operator: Console
+) -> None:
+    bought = await shop.purchase()
+    await shop.accepted(shop.customers[0], bought["transactionId"])
+    assert await worker.drain() == 1
+    off = await shop.client.delete(
+        f"/admin/publishers/{shop.publisher.id}/storekit2", headers=ADMIN
+    )
+    assert off.status_code == 204
+    base = f"/console/publishers/{shop.publisher.id}/purchases/{bought['originalTransactionId']}"
+    refused = await operator.post(f"{base}/resync")
+    assert refused.status_code == 409
+    text = text_of(refused.text)
+    assert "Not done" in text and "SK2C0004" in text

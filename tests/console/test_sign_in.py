@@ -131,6 +131,14 @@ async def test_a_sign_in_needs_its_form_s_csrf_token(client: httpx.AsyncClient) 
         assert answer.status_code == 403
 
 
+async def test_a_csrf_token_that_is_not_ascii_is_refused(client: httpx.AsyncClient) -> None:
+    await client.get("/console/login")
+    answer = await post_form(client, "/console/login", csrf="éé", token=ADMIN_TOKEN)
+    assert answer.status_code == 403
+    assert "This form has expired" in text_of(answer.text)
+    assert "Sign in" in text_of(answer.text)
+
+
 async def test_wrong_tokens_are_limited_per_client(client: httpx.AsyncClient) -> None:
     console = Console(client)
     for _ in range(10):

@@ -8,6 +8,7 @@ from email.utils import format_datetime
 from types import SimpleNamespace
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from app.clock import MovableClock
@@ -16,7 +17,7 @@ from app.enums import Topic
 from app.jobs.queue import enqueue
 from app.metrics import WEBHOOK_ATTEMPTS
 from app.subscriptions.events import Event
-from app.webhooks import outbox
+from app.webhooks import outbox, repository
 from tests.helpers.api import PublisherRef, new_publisher
 from tests.helpers.receiver import Receiver, Reply
 from tests.helpers.webhooks import (
@@ -216,6 +217,38 @@ async def test_connection_errors_are_recorded_and_retried(
     assert delivery.last_error == "connection refused"
     (attempt,) = await attempts_of(context_of(app), delivery.id)
     assert attempt.status_code is None and attempt.error == delivery.last_error
+
+
+async def _store_endpoint(context: Context, publisher_id: int, url: str) -> None:
+    """An endpoint as a service that checked nothing stored it (no lookup happens at subscribe
+    time while private networks are allowed, and older versions did not check the name)."""
+    bound_to = repository.secret_binding(publisher_id, TOPIC, url)
+    sealed = context.secrets.seal(
+        "a-webhook-secret-of-32-characters", purpose=repository.SECRET_PURPOSE, bound_to=bound_to
+    )
+    endpoint = repository.NewEndpoint(url, sealed)
+    async with context.db.transaction() as tx:
+        await repository.replace_endpoints(tx, publisher_id, TOPIC, [endpoint], context.clock.now())
+
+
+@pytest.mark.parametrize(
+    "url", ["http://" + "a" * 64 + ".com/h", "http://a..b.com/h", "http://xn--zz.com/h"]
+)
+async def test_a_stored_host_name_that_is_not_valid_fails_on_the_schedule(
+    app: FastAPI, publisher: PublisherRef, clock: MovableClock, url: str
+) -> None:
+    await _store_endpoint(context_of(app), publisher.id, url)
+    await emit_event(app, publisher.id)
+    for wait in (0, 6, 331, 1981):  # the schedule (5, 300, 1800) plus its jitter
+        clock.advance(wait)
+        assert await drain(app) == 1
+        (delivery,) = await deliveries(app, publisher.id)
+        assert delivery.last_error == "not sent: the URL has a host name that is not valid"
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("failed", 4, None)
+    assert delivery.last_status_code is None
+    assert await job_run_at(app, delivery.id) == []
+    attempts = await attempts_of(context_of(app), delivery.id)
+    assert [a.error for a in attempts] == [delivery.last_error] * 4
 
 
 async def test_a_job_run_twice_sends_once(

@@ -75,7 +75,7 @@ class FakeDns:
 @pytest.fixture
 def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
     fake = FakeDns()
-    monkeypatch.setattr(targets, "resolve", fake.resolve)
+    monkeypatch.setattr(targets.Lookups, "resolve", lambda _, host, port: fake.resolve(host, port))
     return fake
 
 

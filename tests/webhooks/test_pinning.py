@@ -217,15 +217,14 @@ def tls_dir(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("scheme", ["https", "http"])
 async def test_a_name_that_rebinds_to_loopback_never_gets_a_byte_there(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str
+    tmp_path: Path, scheme: str
 ) -> None:
     """The name is public when checked, loopback when connected to (the system's own DNS says
     `localhost` is 127.0.0.1): a real listener there must see nothing."""
     dns = Dns({"localhost": [PUBLIC, LOOPBACK]})
-    monkeypatch.setattr(targets, "resolve", dns.resolve)
     settings = _settings(tmp_path, allow_private=False)
     async with _listening(_record_bytes) as listener:
-        client = new_http_client(settings)
+        client = new_http_client(settings, resolver=dns.resolve)
         try:
             answer = await _send(client, f"{scheme}://localhost:{listener.port}/hook", settings)
         finally:
@@ -374,6 +373,22 @@ async def test_an_unresolvable_host(tmp_path: Path) -> None:
     finally:
         await client.aclose()
     assert answer.error == "could not resolve the host"
+
+
+async def test_an_unexpected_error_is_a_failed_attempt_that_says_nothing_more(
+    tmp_path: Path,
+) -> None:
+    async def broken(host: str, port: int) -> list[targets.IPAddress]:
+        raise RuntimeError(f"the lookup of {host}:{port} broke [Errno 99]")
+
+    settings = _settings(tmp_path, allow_private=False)
+    client = new_http_client(settings, resolver=broken)
+    try:
+        answer = await _send(client, f"https://{HOST}:8443/h", settings)
+    finally:
+        await client.aclose()
+    assert (answer.status_code, answer.error) == (None, "connection failed")
+    _says_nothing_more(answer.error, 8443)
 
 
 async def test_an_http_status_is_the_error(tmp_path: Path) -> None:

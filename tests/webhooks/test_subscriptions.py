@@ -192,6 +192,33 @@ async def test_private_targets_are_refused_unless_allowed(
     assert answer.status_code == 200, answer.text
 
 
+NOT_VALID_HOSTS = [
+    "http://" + "a" * 64 + ".com/h",  # a label longer than 63 characters
+    "http://a..b.com/h",  # an empty label
+    "http://xn--zz.com/h",  # an IDNA A-label that decodes to nothing
+]
+
+
+async def test_a_host_name_that_is_not_valid_is_refused(
+    webhooks_database_url: str,
+    data_dir: Path,
+    clock: MovableClock,
+    client: httpx.AsyncClient,
+    publisher: PublisherRef,
+) -> None:
+    """Whether the name would be looked up (private networks refused) or not (allowed)."""
+    expected = [{"field": "0.url", "problem": "has a host name that is not valid"}]
+    for url in NOT_VALID_HOSTS:
+        answer = await client.put(URL, json=[{"url": url}], headers=publisher.headers)
+        assert assert_envelope(answer, 400, "REQ0001")["details"] == expected, url
+    strict = webhook_settings(webhooks_database_url, data_dir, webhook_allow_private_networks=False)
+    async with running(strict, clock) as (_, strict_client):
+        other = await new_publisher(strict_client)
+        for url in NOT_VALID_HOSTS:
+            answer = await strict_client.put(URL, json=[{"url": url}], headers=other.headers)
+            assert assert_envelope(answer, 400, "REQ0001")["details"] == expected, url
+
+
 async def test_credentials(client: httpx.AsyncClient, publisher: PublisherRef) -> None:
     body = [{"url": "http://127.0.0.1:9/x"}]
     assert_envelope(await client.put(URL, json=body), 401, "AUTH0001")

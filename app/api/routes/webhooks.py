@@ -72,7 +72,7 @@ async def put_subscriptions(
 ) -> list[EndpointOut]:
     c, now = context, context.clock.now()
     saved = await service.put_subscriptions(
-        tx, c.settings, c.secrets, caller.publisher_id, topic, body, now
+        tx, c.webhooks.guard, c.secrets, caller.publisher_id, topic, body, now
     )
     response.headers["Cache-Control"] = "no-store"  # a generated secret is shown here, once
     return [_endpoint_out(s.row, s.generated_secret) for s in saved]
