@@ -86,6 +86,14 @@ SAFETY_NET_CORRECTED = Counter(
     "storekit_safety_net_corrected_total",
     "Subscriptions the expiry safety net changed (each with its webhooks)",
 )
+SAFETY_NET_SKIPPED = Counter(
+    "storekit_safety_net_skipped_total",
+    "Lapsed subscriptions the expiry safety net left for later: Apple failed beyond the retries",
+)
+RECONCILE_UNREADABLE_KEYS = Counter(
+    "storekit_reconcile_unreadable_keys_total",
+    "Apps a reconciliation pass left out: no configured SECRET_KEY opens their sealed key",
+)
 RECONCILE_APPLE_ERRORS = Counter(
     "storekit_reconcile_apple_errors_total",
     "Errors from Apple during reconciliation passes (transient, rate_limited, refused)",

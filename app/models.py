@@ -312,6 +312,8 @@ class Subscription(Base):
     apple_signed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the reconciliation last read its state from Apple (the expiry safety net).
     apple_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the safety net last failed to read it (Apple failing beyond the retries).
+    apple_check_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -349,6 +351,8 @@ class Job(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # How many times in a row its handler failed (raised): what the backoff follows.
+    failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     locked_by: Mapped[str | None] = mapped_column(Text)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)

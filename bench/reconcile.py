@@ -165,6 +165,7 @@ async def _subscriptions(
             "updated_at": now,
             "bundle_id": bundle,
             "apple_checked_at": None,
+            "apple_check_failed_at": None,
         }
         rows.append([values[name] for name in WRITTEN])
     async with context.db.transaction() as tx:

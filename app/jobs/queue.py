@@ -27,7 +27,8 @@ class ClaimedJob:
     id: int
     kind: str
     payload: dict[str, Any]
-    attempts: int
+    attempts: int  # every claim counts (a holder's proof: `still_held`)
+    failures: int = 0  # how many times in a row its handler failed before this claim
 
 
 def insert_jobs(
@@ -72,7 +73,7 @@ WHERE id IN (
     LIMIT $4
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, kind, payload, attempts
+RETURNING id, kind, payload, attempts, failures
 """
 
 
@@ -81,7 +82,10 @@ async def claim(
 ) -> list[ClaimedJob]:
     """Take up to `limit` due jobs that nobody holds (or whose holder's lease ran out)."""
     rows = await db.fetch(CLAIM, worker_id, now + lease, now, limit)
-    return [ClaimedJob(r["id"], r["kind"], json.loads(r["payload"]), r["attempts"]) for r in rows]
+    return [
+        ClaimedJob(r["id"], r["kind"], json.loads(r["payload"]), r["attempts"], r["failures"])
+        for r in rows
+    ]
 
 
 HEARTBEAT = """
@@ -106,14 +110,28 @@ async def complete(db: Executor, job_id: int) -> None:
 
 RESCHEDULE_JOB = (
     "UPDATE jobs SET run_at = {run_at}, locked_by = NULL, locked_until = NULL,"
-    " last_error = {error} WHERE id = {job}"
+    " last_error = {error}, failures = 0 WHERE id = {job}"
 )  # `.format(...)` inside a statement, as DELETE_JOB
 RESCHEDULE = RESCHEDULE_JOB.format(job="$1", run_at="$2", error="$3")
 
 
 async def reschedule(db: Executor, job_id: int, run_at: datetime, error: str | None) -> None:
-    """Release a job to run again at `run_at` (a retry, or a postponed attempt)."""
+    """Release a job to run again at `run_at` (a retry, or a postponed attempt): its handler
+    decided, so its run of failures, if any, is over."""
     await db.execute(RESCHEDULE, job_id, run_at, error)
+
+
+FAILED = """
+UPDATE jobs SET run_at = $2, locked_by = NULL, locked_until = NULL, last_error = $3,
+    failures = failures + 1
+WHERE id = $1
+"""
+
+
+async def failed(db: Executor, job_id: int, run_at: datetime, error: str) -> None:
+    """Release a job whose handler failed (raised), to run again at `run_at`; one more failure
+    in a row."""
+    await db.execute(FAILED, job_id, run_at, error)
 
 
 # A job's holder proves it still holds it: `attempts` grows with each claim, so a job claimed

@@ -35,9 +35,10 @@ BUSY_JOBS = 2
 LISTEN_RETRY_SECONDS = 2.0
 
 
-def crash_backoff(attempts: int) -> float:
-    """Delay before a job whose handler crashed runs again: 2, 4, 8 … seconds, at most an hour."""
-    return float(min(2 ** min(attempts, 12), MAX_BACKOFF))
+def crash_backoff(failures: int) -> float:
+    """Delay before a job whose handler crashed `failures` times in a row runs again: 2, 4, 8 …
+    seconds, at most an hour."""
+    return float(min(2 ** min(failures, 12), MAX_BACKOFF))
 
 
 class Foreground:
@@ -177,9 +178,9 @@ class Worker:
             await self._reschedule_after_crash(job, exc)
 
     async def _reschedule_after_crash(self, job: ClaimedJob, exc: Exception) -> None:
-        run_at = self.clock.now() + timedelta(seconds=crash_backoff(job.attempts))
+        run_at = self.clock.now() + timedelta(seconds=crash_backoff(job.failures + 1))
         with contextlib.suppress(Exception):  # if even this fails, the lease runs out instead
-            await queue.reschedule(self.db, job.id, run_at, f"{type(exc).__name__}: {exc}")
+            await queue.failed(self.db, job.id, run_at, f"{type(exc).__name__}: {exc}")
 
     async def _heartbeat_loop(self) -> None:
         while True:

@@ -69,6 +69,30 @@ async def note_error(db: Executor, key: Cursor, error: str, now: datetime) -> No
     await db.execute(NOTE_ERROR, key.publisher_id, key.bundle_id, key.environment, error, now)
 
 
+NOTE_APP_ERROR = """
+UPDATE notification_history_cursors SET last_error = $3, updated_at = $4
+WHERE publisher_id = $1 AND bundle_id = $2
+"""
+
+
+async def note_app_error(
+    db: Executor, publisher_id: int, bundle_id: str, error: str, now: datetime
+) -> None:
+    """Why the app's cursors (those it has, in any environment) could not move this time."""
+    await db.execute(NOTE_APP_ERROR, publisher_id, bundle_id, error, now)
+
+
+CURSOR_TIMES = """
+SELECT publisher_id, bundle_id, environment, updated_at FROM notification_history_cursors
+"""
+
+
+async def cursor_times(db: Executor) -> dict[tuple[int, str, str], datetime]:
+    """When each cursor was last written (moved, or an error noted), by its key."""
+    rows = await db.fetch(CURSOR_TIMES)
+    return {(r["publisher_id"], r["bundle_id"], r["environment"]): r["updated_at"] for r in rows}
+
+
 RECORD_START = """
 INSERT INTO reconcile_passes (holder, started_at, recovered, checked, corrected, apple_errors)
 VALUES ($1, $2, 0, 0, 0, 0)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -30,11 +30,12 @@ from app.admin import repository as admin
 from app.apple.budget import OverBudget
 from app.apple.gateway import AppleApp
 from app.apple.transactions import AppleFinal, ApplePurchase, AppleTransient
-from app.db import Executor
+from app.db import Executor, Row
 from app.enums import PassOutcome
-from app.metrics import RECONCILE_APPLE_ERRORS
+from app.metrics import RECONCILE_APPLE_ERRORS, RECONCILE_UNREADABLE_KEYS
+from app.reconcile import repository
 from app.reconcile.repository import Cursor, PassReport
-from app.security import SecretBox
+from app.security import SecretBox, SecretBoxError
 from app.subscriptions import repository as subscriptions
 from app.subscriptions.changes import Change, apply_state
 from app.subscriptions.model import Subscription
@@ -52,6 +53,7 @@ SAFETY_NET_LIMIT = 1000  # a pass's bound on subscriptions read again
 SAFETY_NET_BATCH = 100
 RETRY_DELAYS = (0.25, 0.5, 1.0)  # seconds before each retry of a transient failure
 LONGEST_WAIT = 10.0  # a 429 asking to wait longer stops that app's part of the pass
+DOWN_AFTER = 3  # transient failures in a row (histories or subscriptions): Apple is down
 
 
 @dataclass(frozen=True)
@@ -70,13 +72,64 @@ class Unit:
         return f"{self.app.publisher_id}/{self.app.bundle_id}/{self.environment.value}"
 
 
-async def units(db: Executor, box: SecretBox) -> list[Unit]:
-    """Every app of every active integration, in each of its environments."""
-    found = []
+@dataclass(frozen=True)
+class Unreadable:
+    """An app whose sealed key no configured key opens (`SecretBoxError` says why, never a
+    secret)."""
+
+    publisher_id: int
+    bundle_id: str
+    error: str
+
+    def describe(self) -> str:
+        return f"{self.publisher_id}/{self.bundle_id}"
+
+
+@dataclass(frozen=True)
+class Apps:
+    """What a pass works with: every app of every active integration whose key opens, in
+    `admin.ALL_ACTIVE_APPS`' order; their units, the longest untouched history first; the apps
+    left out."""
+
+    apps: dict[int, list[AppleApp]]  # by publisher
+    units: list[Unit]
+    unreadable: list[Unreadable]
+
+    def of(self, publisher_id: int) -> list[AppleApp]:
+        """The publisher's apps, oldest first."""
+        return self.apps.get(publisher_id, [])
+
+
+def _open(row: Row, box: SecretBox) -> AppleApp | Unreadable:
+    try:
+        return AppleApp.from_record(row, box)
+    except SecretBoxError as exc:
+        RECONCILE_UNREADABLE_KEYS.inc()
+        found = Unreadable(
+            row["publisher_id"], row["bundle_id"], f"its key cannot be opened: {exc}"
+        )
+        fields = {"publisherId": found.publisher_id, "bundleId": found.bundle_id, "error": str(exc)}
+        log.error("an app's key cannot be opened: left out of the pass", extra={"fields": fields})
+        return found
+
+
+async def pass_apps(db: Executor, box: SecretBox) -> Apps:
+    """Every app of every active integration, and its units, in each of its environments: the
+    units whose cursors were written longest ago first (never: first of all), so the histories a
+    stopped pass did not reach are read first by the next one."""
+    apps: dict[int, list[AppleApp]] = {}
+    found, unreadable = [], []
     for row in await admin.all_active_apps(db):
-        app = AppleApp.from_record(row, box)
-        found += [Unit(app, e, row["integration_created_at"]) for e in app.environments()]
-    return found
+        opened = _open(row, box)
+        if isinstance(opened, Unreadable):
+            unreadable.append(opened)
+            continue
+        apps.setdefault(opened.publisher_id, []).append(opened)
+        found += [Unit(opened, e, row["integration_created_at"]) for e in opened.environments()]
+    written = await repository.cursor_times(db)
+    never = datetime.min.replace(tzinfo=UTC)
+    found.sort(key=lambda unit: written.get(unit.key, never))
+    return Apps(apps, found, unreadable)
 
 
 @dataclass(frozen=True)
@@ -127,6 +180,7 @@ class Tally:
     apple_errors: int = 0
     more: bool = False  # a bound was reached: another pass follows at once
     stopped: list[str] = field(default_factory=list)
+    failing: int = 0  # transient failures in a row, each beyond its retries
 
     def error(self, kind: str) -> None:
         self.apple_errors += 1
@@ -135,6 +189,18 @@ class Tally:
     def stop(self, where: str, exc: Exception) -> None:
         self.stopped.append(f"{where}: {exc}")
         log.warning("reconciliation stopped", extra={"fields": {"where": where, "error": str(exc)}})
+
+    def answered(self) -> None:
+        """Apple answered (whatever it said): it is not down."""
+        self.failing = 0
+
+    def failed(self, where: str, exc: AppleTransient) -> None:
+        """Apple failed on one history or subscription beyond the retries: that one stops, the
+        pass goes on, unless it is the DOWN_AFTER-th in a row (raises: Apple is down)."""
+        self.stop(where, exc)
+        self.failing += 1
+        if self.failing >= DOWN_AFTER:
+            raise AppleTransient(f"Apple failed {self.failing} in a row, the last: {exc}")
 
     def report(self, superseded: bool = False) -> PassReport:
         if superseded:
@@ -187,11 +253,6 @@ async def with_retries(
     raise AssertionError("unreachable")
 
 
-async def publisher_apps(db: Executor, box: SecretBox, publisher_id: int) -> list[AppleApp]:
-    """The publisher's active apps, oldest first (none when its integration is off)."""
-    return [AppleApp.from_record(row, box) for row in await admin.active_apps(db, publisher_id)]
-
-
 def apps_to_ask(apps: list[AppleApp], subscription: Subscription) -> list[AppleApp]:
     """The app of the purchase when it is known, else every app in turn."""
     if subscription.bundle_id is None:
@@ -202,8 +263,27 @@ def apps_to_ask(apps: list[AppleApp], subscription: Subscription) -> list[AppleA
 async def lapsed(
     db: Executor, now: datetime, after: tuple[datetime, int] | None
 ) -> list[Subscription]:
-    """The next batch of the safety net's candidates, after `after` (expiry and id) when given."""
+    """The next batch of the safety net's candidates it has not failed to read since they
+    lapsed, after `after` (expiry and id) when given."""
     return await subscriptions.lapsed(db, now - LAPSED_FOR, SAFETY_NET_BATCH, after)
+
+
+async def candidates(db: Executor, now: datetime) -> AsyncGenerator[Subscription]:
+    """The safety net's candidates, a batch at a time (no connection held in between): oldest
+    expiry first; then those it failed to read since they lapsed (before `now`), the longest
+    failed first, so that they never hold up the others."""
+    after: tuple[datetime, int] | None = None
+    while batch := await lapsed(db, now, after):
+        for subscription in batch:
+            assert subscription.expires_at is not None and subscription.id is not None
+            after = (subscription.expires_at, subscription.id)
+            yield subscription
+    cutoff, after = now - LAPSED_FOR, None
+    while batch := await subscriptions.lapsed_failed(db, cutoff, SAFETY_NET_BATCH, now, after):
+        for subscription in batch:
+            assert subscription.apple_check_failed_at is not None and subscription.id is not None
+            after = (subscription.apple_check_failed_at, subscription.id)
+            yield subscription
 
 
 async def correct(
@@ -223,3 +303,9 @@ async def mark_read(tx: Executor, subscription: Subscription, now: datetime) -> 
     """Apple could not tell about it (a final answer): not asked again for this expiry."""
     assert subscription.id is not None
     await subscriptions.mark_checked(tx, subscription.id, now)
+
+
+async def mark_failed(tx: Executor, subscription: Subscription, now: datetime) -> None:
+    """Apple failed on it beyond the retries: read after the others from now on."""
+    assert subscription.id is not None
+    await subscriptions.mark_check_failed(tx, subscription.id, now)

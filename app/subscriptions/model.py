@@ -35,6 +35,7 @@ class Subscription:
     updated_at: datetime
     bundle_id: str | None = None  # the app of the purchase (None: unknown, from before apps)
     apple_checked_at: datetime | None = None  # when the reconciliation last read it from Apple
+    apple_check_failed_at: datetime | None = None  # when the safety net last failed to read it
 
 
 COLUMNS = tuple(f.name for f in fields(Subscription))

@@ -51,19 +51,37 @@ WHERE publisher_id = $1 AND customer_id = $2 AND offer_id = $3 AND {active_sql("
 
 # The expiry safety net's candidates (docs/api.md §6): auto-renewable subscriptions still stored active
 # whose access ended before the cutoff ($1), with no word from Apple since (no notification or
-# sync signed after the end, no read by the safety net after it), oldest expiry first. The
-# constants match the partial index `ix_subscriptions_lapsing` (migration 0017); access ends at
-# or after `expires_at`, so the index's range holds every candidate.
+# sync signed after the end, no read by the safety net after it), and an app to ask (an app of
+# the publisher's active integration; the purchase's own when it is known). The constants match
+# the partial index `ix_subscriptions_lapsing` (migration 0017); access ends at or after
+# `expires_at`, so the index's range holds every candidate.
 _LAPSED = f"""{_SELECT}
 WHERE status = '{SubscriptionStatus.ACTIVE}' AND product_type = '{ProductType.AUTO_RENEWABLE}'
     AND expires_at < $1 AND ({ACCESS_END_SQL}) < $1
     AND coalesce(greatest(apple_signed_at, apple_checked_at), '-infinity') < ({ACCESS_END_SQL})
-"""
-LAPSED = f"{_LAPSED} ORDER BY expires_at, id LIMIT $2"
+    AND EXISTS (
+        SELECT 1 FROM storekit2_integrations AS i
+        JOIN storekit2_apps AS a ON a.publisher_id = i.publisher_id
+        WHERE i.publisher_id = subscriptions.publisher_id AND i.active
+            AND (subscriptions.bundle_id IS NULL OR a.bundle_id = subscriptions.bundle_id)
+    )
+"""  # noqa: S608 (the model's columns and the enums' values)
+# First those the net has not failed to read since they lapsed, oldest expiry first ...
+_FRESH = f"""{_LAPSED}
+    AND coalesce(apple_check_failed_at, '-infinity') < ({ACCESS_END_SQL})"""
+LAPSED = f"{_FRESH} ORDER BY expires_at, id LIMIT $2"
 # The same, after a candidate already seen in this pass ($3, $4: its expiry and id).
-LAPSED_AFTER = f"{_LAPSED} AND (expires_at, id) > ($3, $4) ORDER BY expires_at, id LIMIT $2"
+LAPSED_AFTER = f"{_FRESH} AND (expires_at, id) > ($3, $4) ORDER BY expires_at, id LIMIT $2"
+# ... then those it failed to read since they lapsed, before this pass began ($2), the longest
+# failed first (after $4, $5: the time of a failure and the id of one already seen).
+_FAILED = f"""{_LAPSED}
+    AND apple_check_failed_at >= ({ACCESS_END_SQL}) AND apple_check_failed_at < $2"""
+LAPSED_FAILED = f"{_FAILED} ORDER BY apple_check_failed_at, id LIMIT $3"
+LAPSED_FAILED_AFTER = f"""{_FAILED} AND (apple_check_failed_at, id) > ($4, $5)
+ORDER BY apple_check_failed_at, id LIMIT $3"""
 
 MARK_CHECKED = "UPDATE subscriptions SET apple_checked_at = $2 WHERE id = $1"
+MARK_CHECK_FAILED = "UPDATE subscriptions SET apple_check_failed_at = $2 WHERE id = $1"
 
 
 def _subscription(row: Row) -> Subscription:
@@ -89,8 +107,9 @@ async def latest(db: Executor, publisher_id: int, original: str) -> Subscription
 async def lapsed(
     db: Executor, cutoff: datetime, limit: int, after: tuple[datetime, int] | None = None
 ) -> list[Subscription]:
-    """Up to `limit` of the safety net's candidates whose access ended before `cutoff`, in the
-    order of their expiry, after `after` (an expiry and an id) when given."""
+    """Up to `limit` of the safety net's candidates whose access ended before `cutoff` and that
+    it has not failed to read since, in the order of their expiry, after `after` (an expiry and
+    an id) when given."""
     if after is None:
         rows = await db.fetch(LAPSED, cutoff, limit)
     else:
@@ -98,9 +117,31 @@ async def lapsed(
     return [_subscription(row) for row in rows]
 
 
+async def lapsed_failed(
+    db: Executor,
+    cutoff: datetime,
+    limit: int,
+    before: datetime,
+    after: tuple[datetime, int] | None = None,
+) -> list[Subscription]:
+    """Up to `limit` of the safety net's candidates it failed to read since they lapsed (before
+    `before`), the longest failed first, after `after` (a failure's time and an id) when given."""
+    if after is None:
+        rows = await db.fetch(LAPSED_FAILED, cutoff, before, limit)
+    else:
+        rows = await db.fetch(LAPSED_FAILED_AFTER, cutoff, before, limit, *after)
+    return [_subscription(row) for row in rows]
+
+
 async def mark_checked(db: Executor, subscription_id: int, now: datetime) -> None:
     """The safety net read the subscription from Apple at `now` (after saving any change)."""
     await db.execute(MARK_CHECKED, subscription_id, now)
+
+
+async def mark_check_failed(db: Executor, subscription_id: int, now: datetime) -> None:
+    """The safety net could not read the subscription from Apple at `now` (Apple failing beyond
+    the retries): it is read after the others from now on."""
+    await db.execute(MARK_CHECK_FAILED, subscription_id, now)
 
 
 async def insert(db: Executor, subscription: Subscription) -> None:

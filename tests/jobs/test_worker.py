@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from app.api.middleware import RequestMetrics
+from app.clock import MovableClock
 from app.config import Settings
 from app.context import Context
 from app.jobs import queue
@@ -145,3 +147,47 @@ async def test_a_worker_on_a_host_with_the_longest_name_claims_and_renews_its_jo
     await queue.complete(context.db, claimed[0].id)
     assert await worker.drain() == 2
     assert await context.db.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+class Periodic:
+    """A periodic job's handler: runs to its end and reschedules itself, or fails while told to."""
+
+    every = timedelta(minutes=15)
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.failing = False
+
+    async def __call__(self, job: ClaimedJob) -> None:
+        if self.failing:
+            raise RuntimeError("the database went away mid-run")
+        run_at = self.context.clock.now() + self.every
+        assert await queue.reschedule_held(self.context.db, job.id, job.attempts, run_at, None)
+
+
+async def _delay_after_run(context: Context, worker: Worker) -> timedelta:
+    """Run the periodic job now; how long until it is due again."""
+    clock = context.clock
+    assert isinstance(clock, MovableClock)
+    await queue.ensure_periodic(context.db, KIND, clock.now())
+    assert await worker.drain() == 1
+    run_at = await context.db.fetchval("SELECT run_at FROM jobs WHERE singleton = $1", KIND)
+    delay: timedelta = run_at - clock.now()
+    clock.advance(delay.total_seconds())
+    return delay
+
+
+async def test_a_periodic_job_that_fails_after_many_runs_is_retried_soon(
+    context: Context,
+) -> None:
+    handler = Periodic(context)
+    worker = Worker(context.db, context.clock, {KIND: handler})
+    for _ in range(20):  # five hours of runs, every one claimed and rescheduled
+        assert await _delay_after_run(context, worker) == Periodic.every
+    handler.failing = True
+    delays = [await _delay_after_run(context, worker) for _ in range(3)]
+    assert delays == [timedelta(seconds=2), timedelta(seconds=4), timedelta(seconds=8)]
+    handler.failing = False
+    assert await _delay_after_run(context, worker) == Periodic.every
+    handler.failing = True
+    assert await _delay_after_run(context, worker) == timedelta(seconds=2), "counted afresh"

@@ -4,12 +4,14 @@ a window a pass could not finish is resumed where it stopped."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from app.clock import MovableClock
 from tests.helpers.api import ADMIN
 from tests.helpers.appstore import Apple, topics
 from tests.helpers.keys import p256_pem
 from tests.helpers.reconcile import cursor, run_pass
-from tests.helpers.shop import add_app
+from tests.helpers.shop import Shop, add_app
 
 MISSED = {"failDelivery": "SOCKET_ISSUE"}  # recorded by the simulator as failed, never posted
 
@@ -153,3 +155,44 @@ async def test_an_app_apple_refuses_does_not_hold_up_the_others(
     }
     assert cursors[apple.shop.bundle_id]["last_error"] is None
     assert cursors[other]["checked_until"] is None and "401" in cursors[other]["last_error"]
+
+
+async def _cursors(apple: Apple) -> dict[str, dict[str, Any]]:
+    rows = await apple.shop.context.db.fetch(
+        "SELECT * FROM notification_history_cursors WHERE publisher_id = $1",
+        apple.shop.publisher.id,
+    )
+    return {row["bundle_id"]: dict(row) for row in rows}
+
+
+async def test_apple_failing_on_one_publishers_history_does_not_hold_up_the_next(
+    apple: Apple, other_shop: Shop, clock: MovableClock
+) -> None:
+    db = apple.shop.context.db
+    await apple.shop.fault("server_error", times=4)  # the first history's call and its retries
+    record = await run_pass(db, apple.worker, clock)
+    assert (record["outcome"], record["apple_errors"]) == ("stopped", 4)
+    cursors = [await cursor(db, shop.publisher.id) for shop in (apple.shop, other_shop)]
+    failed = [c for c in cursors if c is not None and c["checked_until"] is None]
+    read = [c for c in cursors if c is not None and c["checked_until"] is not None]
+    assert len(failed) == 1 and "500" in failed[0]["last_error"], "the first one asked"
+    assert len(read) == 1 and read[0]["last_error"] is None, "the next one is read all the same"
+
+
+async def test_a_history_a_stopped_pass_did_not_reach_is_read_first_by_the_next(
+    apple: Apple, clock: MovableClock
+) -> None:
+    others = [await add_app(apple.shop) for _ in range(3)]
+    await apple.shop.fault("server_error", times=12)  # three histories, each asked four times
+    stopped = await run_pass(apple.shop.context.db, apple.worker, clock)
+    assert (stopped["outcome"], stopped["apple_errors"]) == ("stopped", 12)
+    assert "3 in a row" in stopped["detail"], "Apple seems down: the pass stops"
+    cursors = await _cursors(apple)
+    [unread] = [b for b in (apple.shop.bundle_id, *others) if b not in cursors]
+    assert all("500" in c["last_error"] for c in cursors.values())
+    await apple.shop.fault("server_error", times=4)  # the next pass's first history only
+    again = await run_pass(apple.shop.context.db, apple.worker, clock)
+    assert again["apple_errors"] == 4
+    cursors = await _cursors(apple)
+    assert "500" in cursors[unread]["last_error"], "it was the first asked"
+    assert all(c["checked_until"] is not None for b, c in cursors.items() if b != unread)

@@ -6,18 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import signal
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import REGISTRY
+
+from app.apple.gateway import KEY_PURPOSE, key_binding
 from app.clock import MovableClock
 from app.context import Context
 from app.runtime import make_worker
+from app.security import SecretBox
 from app.simulator.server import SimulatorServer
 from tests.helpers.api import ADMIN_TOKEN
 from tests.helpers.appstore import Apple, topics
 from tests.helpers.processes import ServiceProcess, clean_env
-from tests.helpers.reconcile import catch_up, due, passes, reconcile_job
+from tests.helpers.reconcile import catch_up, due, passes, reconcile_job, run_pass
+from tests.helpers.shop import add_app
 from tests.helpers.simulator import eventually
 
 MISSED = {"failDelivery": "SOCKET_ISSUE"}
@@ -133,3 +140,45 @@ async def test_two_worker_processes_never_run_a_pass_at_once(
     ran.sort(key=lambda r: r["started_at"])
     for before, after in itertools.pairwise(ran):
         assert before["finished_at"] <= after["started_at"], (before, after)
+
+
+def _unreadable_keys() -> float:
+    return REGISTRY.get_sample_value("storekit_reconcile_unreadable_keys_total") or 0.0
+
+
+async def test_an_app_whose_key_cannot_be_opened_is_left_out_and_the_others_reconciled(
+    apple: Apple, clock: MovableClock, context: Context
+) -> None:
+    shop, db = apple.shop, context.db
+    other = await add_app(shop)
+    bought, customer = await apple.subscribed()
+    await shop.act(bought["transactionId"], "renew")  # Apple renewed it, never said so
+    await run_pass(db, apple.worker, clock)  # each app's history has its cursor
+    # the other app's key sealed under a key no longer configured (SECRET_KEY_PREVIOUS dropped)
+    stranger = SecretBox("gone-" + secrets.token_urlsafe(40))
+    sealed = stranger.seal(
+        "a private key", purpose=KEY_PURPOSE, bound_to=key_binding(shop.publisher.id, other)
+    )
+    await db.execute(
+        "UPDATE storekit2_apps SET private_key_encrypted = $3"
+        " WHERE publisher_id = $1 AND bundle_id = $2",
+        shop.publisher.id,
+        other,
+        sealed,
+    )
+    expires = datetime.fromisoformat((await apple.subscription(customer))["expiresAt"])
+    clock.advance((expires - clock.now()).total_seconds() + 11 * 60)
+    counted = _unreadable_keys()
+    record = await run_pass(db, apple.worker, clock)
+    assert (record["outcome"], record["checked"], record["corrected"]) == ("stopped", 1, 1)
+    assert other in record["detail"] and "a private key" not in record["detail"]
+    assert (await apple.access(customer))["accessGranted"] is True, "the safety net read it"
+    assert _unreadable_keys() == counted + 1
+    cursors = await db.fetch(
+        "SELECT * FROM notification_history_cursors WHERE publisher_id = $1", shop.publisher.id
+    )
+    noted = {row["bundle_id"]: row["last_error"] for row in cursors}
+    assert noted[shop.bundle_id] is None and "key" in noted[other]
+    job = await reconcile_job(db)
+    interval = timedelta(seconds=context.settings.apple_reconcile_interval)
+    assert job["run_at"] == record["started_at"] + interval, "rescheduled as usual, no crash"

@@ -5,8 +5,11 @@ webhooks a notification would have caused: extended when Apple renewed it, expir
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from app.clock import MovableClock
+from app.reconcile import service
+from tests.helpers.api import new_customer
 from tests.helpers.appstore import Apple, topics
 from tests.helpers.reconcile import run_pass
 
@@ -109,8 +112,78 @@ async def test_apple_down_stops_the_pass_and_the_next_one_corrects(
     await apple.shop.fault("server_error")
     stopped = await run_pass(apple.shop.context.db, apple.worker, clock)
     await apple.shop.sim.delete("/sim/faults")
-    assert (stopped["outcome"], stopped["checked"], stopped["apple_errors"]) == ("stopped", 0, 4)
+    # the history's call and the subscription's, each with its three retries
+    assert (stopped["outcome"], stopped["checked"], stopped["apple_errors"]) == ("stopped", 0, 8)
     assert "500" in stopped["detail"]
     record = await run_pass(apple.shop.context.db, apple.worker, clock)
     assert (record["outcome"], record["corrected"]) == ("completed", 1)
     assert topics(await apple.events()) == ["subscriptionRenewed"]
+
+
+async def _fault_hits(apple: Apple) -> list[int]:
+    return [fault["hits"] for fault in (await apple.shop.sim.get("/sim/faults")).json()]
+
+
+async def _lapsed_purchase(apple: Apple, customer: int, action: str) -> dict[str, Any]:
+    """A purchase of the customer's, synchronized, then renewed or expired at Apple unnotified."""
+    bought = await apple.shop.purchase("auto-renewable", "monthly")
+    await apple.shop.accepted(customer, bought["transactionId"])
+    assert await apple.worker.drain() == 1
+    await apple.shop.act(bought["transactionId"], action)
+    return bought
+
+
+async def test_a_subscription_apple_keeps_failing_on_does_not_hold_up_the_later_ones(
+    apple: Apple, clock: MovableClock
+) -> None:
+    failing_customer, renewed_customer = apple.shop.customers[:2]
+    failing = await _lapsed_purchase(apple, failing_customer, "expire")
+    await _lapsed_purchase(apple, renewed_customer, "renew")  # expires after the failing one
+    await _past_expiry(apple, clock, renewed_customer, 11)
+    original = str(failing["originalTransactionId"])
+    await apple.shop.fault("server_error", transactionId=original)  # for as long as it likes
+    record = await run_pass(apple.shop.context.db, apple.worker, clock)
+    assert (record["outcome"], record["checked"], record["corrected"]) == ("stopped", 1, 1)
+    assert await _fault_hits(apple) == [4], "asked once and retried three times, then skipped"
+    assert original in record["detail"] and "500" in record["detail"]
+    assert (await apple.access(renewed_customer))["accessGranted"] is True
+    await apple.shop.sim.delete("/sim/faults")
+    again = await run_pass(apple.shop.context.db, apple.worker, clock)
+    assert (again["outcome"], again["checked"], again["corrected"]) == ("completed", 1, 1)
+    assert (await apple.subscription(failing_customer))["status"] == "expired"
+
+
+async def test_subscriptions_apple_keeps_failing_on_move_behind_the_others(
+    apple: Apple, clock: MovableClock
+) -> None:
+    shop = apple.shop
+    failing = [await _lapsed_purchase(apple, customer, "expire") for customer in shop.customers]
+    last_customer = await new_customer(shop.client, shop.publisher)
+    await _lapsed_purchase(apple, last_customer, "renew")  # the latest expiry of the four
+    await _past_expiry(apple, clock, last_customer, 11)
+    for bought in failing:
+        await shop.fault("server_error", transactionId=bought["originalTransactionId"])
+    first = await run_pass(shop.context.db, apple.worker, clock)
+    assert (first["outcome"], first["checked"]) == ("stopped", 0)
+    assert "3 in a row" in first["detail"], "Apple seems down: the pass stops"
+    assert await _fault_hits(apple) == [4, 4, 4]
+    assert (await apple.access(last_customer))["accessGranted"] is False, "not reached"
+    second = await run_pass(shop.context.db, apple.worker, clock)
+    assert (second["checked"], second["corrected"]) == (1, 1), "the three failing ones go last"
+    assert "3 in a row" in second["detail"]
+    assert await _fault_hits(apple) == [8, 8, 8], "and are asked again after the others"
+    assert (await apple.access(last_customer))["accessGranted"] is True
+
+
+async def test_lapsed_subscriptions_with_no_app_to_ask_are_not_candidates(
+    apple: Apple, clock: MovableClock
+) -> None:
+    _, customer = await apple.subscribed()
+    await _past_expiry(apple, clock, customer, 11)
+    db = apple.shop.context.db
+    assert len(await service.lapsed(db, clock.now(), None)) == 1
+    await db.execute(
+        "UPDATE storekit2_integrations SET active = false WHERE publisher_id = $1",
+        apple.shop.publisher.id,
+    )
+    assert await service.lapsed(db, clock.now(), None) == [], "its integration is off"

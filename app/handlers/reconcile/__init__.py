@@ -27,15 +27,27 @@ from app.jobs.queue import ClaimedJob
 from app.jobs.worker import holder_id
 from app.metrics import RECONCILE_DURATION, RECONCILE_PASSES
 from app.reconcile import repository, service
-from app.reconcile.service import Tally
+from app.reconcile.service import Tally, Unreadable
 
 log = logging.getLogger(__name__)
 
 
+async def _left_out(context: Context, fence: Fence, app: Unreadable, tally: Tally) -> None:
+    """An app whose key cannot be opened: noted on its cursors (if it has any) and in the pass."""
+    async with context.db.transaction() as tx:
+        await fence.check(tx)
+        now = context.clock.now()
+        await repository.note_app_error(tx, app.publisher_id, app.bundle_id, app.error, now)
+    tally.stopped.append(f"app {app.describe()}: {app.error}")
+
+
 async def _pass(context: Context, fence: Fence, tally: Tally) -> None:
-    for unit in await service.units(context.db, context.secrets):
+    apps = await service.pass_apps(context.db, context.secrets)
+    for app in apps.unreadable:
+        await _left_out(context, fence, app, tally)
+    for unit in apps.units:
         await read_history(context, fence, unit, tally)
-    await safety_net(context, fence, tally)
+    await safety_net(context, fence, tally, apps)
 
 
 async def run_reconcile_job(context: Context, job: ClaimedJob) -> None:
@@ -48,7 +60,7 @@ async def run_reconcile_job(context: Context, job: ClaimedJob) -> None:
         await _pass(context, fence, tally)
     except Superseded:
         superseded = True
-    except AppleTransient as exc:  # Apple unavailable beyond the retries: the next pass goes on
+    except AppleTransient as exc:  # Apple down (failing on several in a row): the next pass goes on
         tally.stop("the pass", exc)
     except Exception as exc:  # the database lost, or a bug: recorded; the worker retries the job
         tally.stopped.append(f"{type(exc).__name__}: {exc}")

@@ -17,7 +17,7 @@ from app.apple.history import (
     history_page,
 )
 from app.apple.notifications import VerifiedNotification
-from app.apple.transactions import AppleFinal, apple_code
+from app.apple.transactions import AppleFinal, AppleTransient, apple_code
 from app.context import Context
 from app.handlers.reconcile.fence import Fence
 from app.metrics import NOTIFICATIONS_RECOVERED, NOTIFICATIONS_REFUSED
@@ -93,6 +93,16 @@ async def _note(context: Context, fence: Fence, cursor: Cursor, error: Exception
         await repository.note_error(tx, cursor, str(error)[:2000], context.clock.now())
 
 
+async def _failed(
+    context: Context, fence: Fence, at: tuple[Unit, Cursor], tally: Tally, exc: AppleTransient
+) -> None:
+    """Apple failed beyond the retries: this unit stops (noted on its cursor), the pass goes on
+    unless Apple failed so several times in a row."""
+    unit, cursor = at
+    await _note(context, fence, cursor, exc)
+    tally.failed(f"history of {unit.describe()}", exc)
+
+
 async def _page(context: Context, unit: Unit, window: Window, tally: Tally) -> HistoryPage:
     async def ask() -> HistoryPage:
         span = (window.start, window.end)
@@ -103,15 +113,21 @@ async def _page(context: Context, unit: Unit, window: Window, tally: Tally) -> H
 
 async def read_history(context: Context, fence: Fence, unit: Unit, tally: Tally) -> None:
     """Read the unit's window page by page, up to the pass's bound (then `tally.more`). A long
-    wait for Apple's rate limit or budget, or a refusal, stops this unit (noted on its cursor);
-    transient failures that outlast the retries raise and stop the pass."""
+    wait for Apple's rate limit or budget, a refusal, or a transient failure that outlasts the
+    retries stops this unit (noted on its cursor); the last of several such failures in a row
+    raises and stops the pass (`Tally.failed`)."""
     now = context.clock.now()
     cursor = await repository.cursor(context.db, *unit.key)
     window, fixes, pages = service.window(cursor, unit, now), set[int | None](), 0
     while window is not None:
         try:
             page = await _page(context, unit, window, tally)
+        except AppleTransient as exc:
+            await _failed(context, fence, (unit, cursor), tally, exc)
+            return
         except (AppleFinal, OverBudget) as exc:
+            if isinstance(exc, AppleFinal):
+                tally.answered()
             code = apple_code(exc)
             if code == START_DATE_AFTER_END_DATE:
                 return  # Apple's clock is behind ours: nothing newer to read yet
@@ -123,7 +139,12 @@ async def read_history(context: Context, fence: Fence, unit: Unit, tally: Tally)
             await _note(context, fence, cursor, exc)
             tally.stop(f"history of {unit.describe()}", exc)
             return
-        tally.recovered += await _store(context, fence, unit, (cursor, window), page)
+        tally.answered()
+        try:
+            tally.recovered += await _store(context, fence, unit, (cursor, window), page)
+        except AppleTransient as exc:  # a notification's verification: the page is read again
+            await _failed(context, fence, (unit, cursor), tally, exc)
+            return
         pages += 1
         if page.next_token is None:
             return

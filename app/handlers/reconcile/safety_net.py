@@ -1,21 +1,22 @@
 """The second part of a pass: the expiry safety net. Each lapsed subscription is read again from
 Apple (no transaction open), then corrected in one transaction with its webhook events, as a
-notification would have; the deliveries are any worker's."""
+notification would have; the deliveries are any worker's. One Apple keeps failing on is skipped
+(marked, it is read after the others from then on); several in a row stop the pass."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from datetime import datetime
 
 from app.apple.budget import OverBudget
 from app.apple.gateway import AppleApp
 from app.apple.statuses import subscription_state
-from app.apple.transactions import AppleFinal, ApplePurchase, refused
+from app.apple.transactions import AppleFinal, ApplePurchase, AppleTransient, refused
 from app.context import Context
 from app.handlers.reconcile.fence import Fence
-from app.metrics import SAFETY_NET_CHECKED, SAFETY_NET_CORRECTED
+from app.metrics import SAFETY_NET_CHECKED, SAFETY_NET_CORRECTED, SAFETY_NET_SKIPPED
 from app.reconcile import service
-from app.reconcile.service import Tally
+from app.reconcile.service import Apps, Tally
 from app.subscriptions.model import Subscription
 from app.webhooks import outbox
 
@@ -25,20 +26,15 @@ AppKey = tuple[int, str]
 
 
 class _Apps:
-    """The apps of each publisher met in this pass, and those set aside for the rest of it
-    (Apple refused their key, or their rate limit was reached)."""
+    """The pass's apps (those whose key opens), and those set aside for the rest of it (Apple
+    refused their key, or their rate limit was reached)."""
 
-    def __init__(self, context: Context) -> None:
-        self.context = context
-        self._of: dict[int, list[AppleApp]] = {}
+    def __init__(self, apps: Apps) -> None:
+        self.apps = apps
         self.set_aside: set[AppKey] = set()
 
-    async def to_ask(self, subscription: Subscription) -> list[AppleApp]:
-        publisher_id = subscription.publisher_id
-        if publisher_id not in self._of:
-            db, box = self.context.db, self.context.secrets
-            self._of[publisher_id] = await service.publisher_apps(db, box, publisher_id)
-        apps = service.apps_to_ask(self._of[publisher_id], subscription)
+    def to_ask(self, subscription: Subscription) -> list[AppleApp]:
+        apps = service.apps_to_ask(self.apps.of(subscription.publisher_id), subscription)
         return [a for a in apps if (a.publisher_id, a.bundle_id) not in self.set_aside]
 
     def set_apart(self, apps: list[AppleApp]) -> None:
@@ -86,19 +82,37 @@ async def _correct(
     return bool(change.events)
 
 
+async def _skip(
+    context: Context, fence: Fence, subscription: Subscription, tally: Tally, exc: AppleTransient
+) -> None:
+    """Apple failed on it beyond the retries: marked, so that it is read after the others from
+    now on; the pass goes on, unless Apple failed so several times in a row."""
+    async with context.db.transaction() as tx:
+        await fence.check(tx)
+        await service.mark_failed(tx, subscription, context.clock.now())
+    SAFETY_NET_SKIPPED.inc()
+    fields = _fields(subscription, error=str(exc))
+    log.warning("the safety net skipped a subscription Apple failed on", extra={"fields": fields})
+    tally.failed(f"safety net, purchase {subscription.original_transaction_id}", exc)
+
+
 async def _check(
     context: Context, fence: Fence, subscription: Subscription, apps: _Apps, tally: Tally
 ) -> None:
-    asked = await apps.to_ask(subscription)
+    asked = apps.to_ask(subscription)
     if not asked:
-        return  # no app to ask (the integration is off, or its apps set aside in this pass)
+        return  # no app to ask (its key cannot be opened, or its app set aside in this pass)
     try:
         facts: ApplePurchase | None = await _ask(context, subscription, asked, tally)
+    except AppleTransient as exc:
+        await _skip(context, fence, subscription, tally, exc)
+        return
     except OverBudget as exc:
         apps.set_apart(asked)
         tally.stop(f"safety net, {', '.join(a.bundle_id for a in asked)}", exc)
         return
     except AppleFinal as exc:
+        tally.answered()
         if refused(exc):
             apps.set_apart(asked)
             tally.stop(f"safety net, {', '.join(a.bundle_id for a in asked)}", exc)
@@ -106,6 +120,8 @@ async def _check(
         fields = _fields(subscription, error=str(exc))
         log.warning("Apple does not tell about a lapsed subscription", extra={"fields": fields})
         facts = None
+    else:
+        tally.answered()
     tally.checked += 1
     SAFETY_NET_CHECKED.inc()
     if await _correct(context, fence, subscription, facts):
@@ -113,17 +129,16 @@ async def _check(
         SAFETY_NET_CORRECTED.inc()
 
 
-async def safety_net(context: Context, fence: Fence, tally: Tally) -> None:
-    """Read again, oldest expiry first, up to the pass's bound (then `tally.more`), every
-    subscription still stored active whose access ended more than ten minutes ago with no
-    word from Apple since."""
-    apps, now = _Apps(context), context.clock.now()
-    after: tuple[datetime, int] | None = None
-    while batch := await service.lapsed(context.db, now, after):
-        for subscription in batch:
-            if tally.checked >= service.SAFETY_NET_LIMIT:
+async def safety_net(context: Context, fence: Fence, tally: Tally, pass_apps: Apps) -> None:
+    """Read again, up to the pass's bound on candidates (then `tally.more`), every subscription
+    still stored active whose access ended more than ten minutes ago with no word from Apple
+    since, and an app to ask: oldest expiry first, those Apple failed on last."""
+    apps, seen = _Apps(pass_apps), 0
+    found = service.candidates(context.db, context.clock.now())
+    async with contextlib.aclosing(found) as candidates:
+        async for subscription in candidates:
+            if seen >= service.SAFETY_NET_LIMIT:
                 tally.more = True
                 return
-            assert subscription.expires_at is not None and subscription.id is not None
-            after = (subscription.expires_at, subscription.id)
+            seen += 1
             await _check(context, fence, subscription, apps, tally)
