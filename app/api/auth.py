@@ -16,13 +16,13 @@ from app.api.deps import Ctx
 from app.callers import Caller, CallerKind
 from app.context import Context
 from app.errors import (
+    ErrorDetail,
     Forbidden,
     InvalidCredentials,
     InvalidHeaders,
     MissingCredentials,
     NotFound,
     TokenExpired,
-    detail,
 )
 from app.security import SigningKey, tokens_equal
 
@@ -132,8 +132,17 @@ async def get_caller(
     if not given:
         raise MissingCredentials(message=f"Missing credentials: {CREDENTIALS} header")
     if len(given) > 1:
+        headers = {
+            "X-Admin-Token": x_admin_token,
+            "X-Publisher-Token": x_publisher_token,
+            "Authorization": authorization,
+        }
+        sent = [name for name, value in headers.items() if value is not None]
         raise InvalidHeaders(
-            detail("X-Publisher-Token", "several credentials given: send only one"),
+            [
+                ErrorDetail(field=n, problem="several credentials given: send only one")
+                for n in sent
+            ],
             "Invalid headers: send one credential only (X-Admin-Token, X-Publisher-Token or"
             " Authorization), not several",
         )

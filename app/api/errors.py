@@ -41,6 +41,19 @@ _PROBLEMS = {
 }
 _PREFIXES = ("Value error, ", "Assertion failed, ")
 JSON = "application/json"
+# pydantic's names for its own validators in an error's location (the members of a union, the
+# steps of a chain), never a field of the API's JSON.
+_VALIDATOR = re.compile(
+    r"(function-(after|before|wrap|plain)|lax-or-strict|json-or-python|union|tagged-union|chain"
+    r"|nullable|default|model|model-fields|definition-ref)\[.*\]"
+)
+_MEDIA_TYPE = re.compile(r"[\w.+-]{1,64}/[\w.+-]{1,64}")
+ECHO_LIMIT = 120  # what an answer repeats of a request (a path, a method, a field's name)
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """A piece of the request as an answer repeats it: at most `limit` characters."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 def _error_response(
@@ -53,14 +66,20 @@ def _error_response(
 def _is_field(part: object) -> bool:
     """A segment of an error's location that names a field or an index, not one of pydantic's
     validators (`lax-or-strict[...]`, `function-after[...]`: the members of a union)."""
-    return isinstance(part, int) or (
-        isinstance(part, str) and not any(c in part for c in "[]()") and "-or-" not in part
-    )
+    return isinstance(part, int) or (isinstance(part, str) and not _VALIDATOR.fullmatch(part))
 
 
-def _field_name(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc[1:] if _is_field(p)] if len(loc) > 1 else [str(p) for p in loc]
-    return ".".join(parts) or str(loc[0])
+def _field_name(error: Mapping[str, Any]) -> str:
+    """Where the problem is, as the client wrote it; an unknown field's own name is kept whatever
+    it looks like (it is the client's key, not one of pydantic's names)."""
+    loc = tuple(error["loc"])
+    if len(loc) <= 1:
+        return clip(".".join(str(p) for p in loc))
+    parts = [str(p) for p in loc[1:-1] if _is_field(p)]
+    last = loc[-1]
+    if error.get("type") == "extra_forbidden" or _is_field(last):
+        parts.append(str(last))
+    return clip(".".join(parts) or str(loc[0]))
 
 
 def _problem(error: Mapping[str, Any]) -> str:
@@ -90,15 +109,19 @@ def _either(problems: list[str]) -> str:
 def _details(problems: list[Mapping[str, Any]]) -> list[errors.ErrorDetail]:
     by_field: dict[str, list[str]] = {}
     for p in problems:
-        found = by_field.setdefault(_field_name(tuple(p["loc"])), [])
+        found = by_field.setdefault(_field_name(p), [])
         if (problem := _problem(p)) not in found:
             found.append(problem)
     return [errors.ErrorDetail(field=f, problem=_either(ps)) for f, ps in by_field.items()]
 
 
 def _content_type(request: Request) -> str | None:
+    """The request's media type as an answer may repeat it: only when it looks like one."""
     value = request.headers.get("content-type")
-    return value.split(";")[0].strip().lower() if value else None
+    if not value:
+        return None
+    media = value.split(";")[0].strip().lower()
+    return media if _MEDIA_TYPE.fullmatch(media) else "not a media type"
 
 
 def _body_error(request: Request, exc: RequestValidationError) -> errors.CleengError | None:
@@ -132,7 +155,9 @@ def _located_error(where: str, details: list[errors.ErrorDetail]) -> errors.Clee
     if name is None:
         return error_class(details)
     named = "; ".join(f"{d.field}: {d.problem}" for d in details)
-    plural = "s" if len(details) > 1 else ""
+    # The contract's own words first where it has them ("Invalid path parameters", "Invalid
+    # headers"); a query parameter is named as one.
+    plural = "s" if len(details) > 1 or where in _LOCATION_ERRORS else ""
     return error_class(details, message=f"Invalid {name}{plural}: {named}")
 
 
@@ -175,7 +200,7 @@ def _allowed(request: Request) -> str:
 
 
 def _http_error(request: Request, status: int) -> errors.CleengError:
-    method, path = request.method, request.url.path
+    method, path = clip(request.method, 16), clip(request.url.path)
     if status == 404:
         message = (
             f"Entity not found: no route for {method} {path} (the API's endpoints are at /docs)"

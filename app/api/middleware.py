@@ -140,11 +140,13 @@ def _bad_bytes(scope: Scope) -> CleengError | None:
     path = scope.get("path", "")
     if CONTROL.search(path):
         problem = "must not contain control characters"
-        return InvalidPathParameters(detail("path", problem), f"Invalid path: {problem}")
+        message = f"Invalid path parameters: the path {problem}"
+        return InvalidPathParameters(detail("path", problem), message)
     query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
     if CONTROL.search(query):
         problem = "must not contain control characters"
-        return InvalidBody(detail("query", problem), f"Invalid query string: {problem}")
+        message = f"Invalid query parameters: the query string {problem}"
+        return InvalidBody(detail("query", problem), message)
     return None
 
 

@@ -230,7 +230,9 @@ def install_docs(app: Any) -> None:
             swagger_js_url=f"{SWAGGER_UI_URL}/swagger-ui-bundle.js",
             swagger_css_url=f"{SWAGGER_UI_URL}/swagger-ui.css",
             swagger_favicon_url=f"{SWAGGER_UI_URL}/favicon-32x32.png",
-            swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": True},
+            # No persistAuthorization: the tokens typed into Authorize would outlive the tab in
+            # localStorage, on the origin the console shares.
+            swagger_ui_parameters={"validatorUrl": None},
         )
 
     app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)

@@ -245,3 +245,54 @@ async def test_openapi_lists_each_endpoints_error_codes(client: httpx.AsyncClien
         for operation in path.values():
             assert "HTTPValidationError" not in json.dumps(operation)
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_what_an_answer_repeats_of_the_request_is_bounded(
+    client: httpx.AsyncClient,
+) -> None:
+    """A path, a Content-Type or an unknown field's name is repeated at most 120 characters long,
+    however long it came; a Content-Type that is not a media type is not repeated at all."""
+    answer = await client.get("/x" + "a" * 20_000)
+    message = assert_envelope(answer, 404, "REQ0100")["message"]
+    assert isinstance(message, str) and len(message) < 250
+    body = json.dumps({"name": "x"}).encode()
+    for content_type in ("text/" + "p" * 20_000, "Bearer eyJhbGciOi.secret.jwt"):
+        headers = {**ADMIN, "Content-Type": content_type}
+        answer = await client.post("/admin/publishers", content=body, headers=headers)
+        message = assert_envelope(answer, 400, "REQ0001")["message"]
+        assert isinstance(message, str) and len(message) < 250
+        assert "secret" not in message and "not a media type" in message
+    answer = await client.post(
+        "/admin/publishers", json={"name": "x", "k" * 20_000: 1}, headers=ADMIN
+    )
+    details = assert_envelope(answer, 400, "REQ0001")["details"]
+    assert isinstance(details, list) and len(details) == 1
+    assert len(details[0]["field"]) <= 120 and details[0]["problem"] == "Unknown field"
+
+
+async def test_an_unknown_field_is_named_as_the_client_wrote_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """Keys that look like pydantic's validator names (brackets, parentheses, "-or-") are the
+    client's own, and named."""
+    given = {"name": "x", "a[0]": 1, "x-or-y": 2, "f(x)": 3}
+    answer = await client.post("/admin/publishers", json=given, headers=ADMIN)
+    details = assert_envelope(answer, 400, "REQ0001")["details"]
+    assert isinstance(details, list)
+    assert {d["field"] for d in details} == {"a[0]", "x-or-y", "f(x)"}
+    assert {d["problem"] for d in details} == {"Unknown field"}
+
+
+async def test_messages_begin_with_the_contracts_words(client: httpx.AsyncClient) -> None:
+    publisher = await new_publisher(client)
+    url = f"/admin/publishers/{publisher.id}/customers/abc"
+    message = assert_envelope(await client.get(url, headers=ADMIN), 400, "REQ0003")["message"]
+    assert isinstance(message, str) and message.startswith("Invalid path parameters: customerId")
+    answer = await client.get("/purchases/synchronizations/a%01b", headers=publisher.headers)
+    message = assert_envelope(answer, 400, "REQ0003")["message"]
+    assert isinstance(message, str) and message.startswith("Invalid path parameters: ")
+    both = {**ADMIN, **publisher.headers}
+    answer = await client.get("/3.1/subscriptions", headers=both)
+    details = assert_envelope(answer, 400, "REQ0004")["details"]
+    assert isinstance(details, list)
+    assert {d["field"] for d in details} == {"X-Admin-Token", "X-Publisher-Token"}
