@@ -199,7 +199,7 @@ def _allowed(request: Request) -> str:
     return ", ".join(sorted(found))
 
 
-def _http_error(request: Request, status: int) -> errors.CleengError:
+def _http_error(request: Request, status: int, allowed: str = "") -> errors.CleengError:
     method, path = clip(request.method, 16), clip(request.url.path)
     if status == 404:
         message = (
@@ -207,7 +207,6 @@ def _http_error(request: Request, status: int) -> errors.CleengError:
         )
         return errors.NotFound(message=message)
     if status == 405:
-        allowed = _allowed(request)
         message = f"Method not allowed: {path} takes {allowed or 'no method'}, not {method}"
         return errors.MethodNotAllowed(message=message)
     error_class = _STATUS_ERRORS.get(status, errors.InvalidBody)
@@ -217,9 +216,13 @@ def _http_error(request: Request, status: int) -> errors.CleengError:
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers or {})
+    allowed = ""
     if exc.status_code == 405:
-        headers["Allow"] = _allowed(request)
-    return _error_response(_http_error(request, exc.status_code), headers=headers)
+        # The API's routes from its route table; a page outside it (/docs, the console, the
+        # static files) by what Starlette said, and static files serve GET and HEAD.
+        allowed = _allowed(request) or headers.get("Allow") or "GET, HEAD"
+        headers["Allow"] = allowed
+    return _error_response(_http_error(request, exc.status_code, allowed), headers=headers)
 
 
 async def on_database_unavailable(_: Request, exc: Exception) -> JSONResponse:

@@ -296,3 +296,14 @@ async def test_messages_begin_with_the_contracts_words(client: httpx.AsyncClient
     details = assert_envelope(answer, 400, "REQ0004")["details"]
     assert isinstance(details, list)
     assert {d["field"] for d in details} == {"X-Admin-Token", "X-Publisher-Token"}
+
+
+async def test_a_405_outside_the_api_names_what_the_page_takes(client: httpx.AsyncClient) -> None:
+    for path, allowed in (
+        ("/static/swagger-ui/swagger-ui.css", "GET, HEAD"),
+        ("/docs", "GET"),
+    ):
+        answer = await client.post(path)
+        body = assert_envelope(answer, 405, "REQ0100")
+        assert answer.headers["allow"] == allowed
+        assert body["message"] == f"Method not allowed: {path} takes {allowed}, not POST"
