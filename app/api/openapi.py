@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from fastapi import Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
@@ -223,13 +224,17 @@ def install_docs(app: Any) -> None:
     """/docs from the service's own copy of Swagger UI: it works with no internet."""
     app.mount(SWAGGER_UI_URL, StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
 
-    async def docs() -> HTMLResponse:
+    async def docs(request: Request) -> HTMLResponse:
+        # Behind a proxy that mounts the service under a prefix (ASGI's root_path), the page's
+        # files and the document are found under that prefix.
+        root = str(request.scope.get("root_path", "")).rstrip("/")
+        files = f"{root}{SWAGGER_UI_URL}"
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url,
+            openapi_url=f"{root}{app.openapi_url}",
             title=f"{app.title}: API reference",
-            swagger_js_url=f"{SWAGGER_UI_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{SWAGGER_UI_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{SWAGGER_UI_URL}/favicon-32x32.png",
+            swagger_js_url=f"{files}/swagger-ui-bundle.js",
+            swagger_css_url=f"{files}/swagger-ui.css",
+            swagger_favicon_url=f"{files}/favicon-32x32.png",
             # No persistAuthorization: the tokens typed into Authorize would outlive the tab in
             # localStorage, on the origin the console shares.
             swagger_ui_parameters={"validatorUrl": None},

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 PUBLIC = {"index", "health", "ready", "jwks", "receiveAppleNotification"}
 CREDENTIAL_HEADERS = {"x-admin-token", "x-publisher-token", "authorization"}
@@ -111,3 +112,14 @@ async def test_the_simulators_docs_work_with_no_internet() -> None:
         assert not re.search(r"(src|href)=\"https?://", page.text)
         for asset in re.findall(r"(?:src|href)=\"(/[^\"]+)\"", page.text):
             assert (await client.get(asset)).status_code == 200, asset
+
+
+async def test_docs_behind_a_prefix_find_their_files_under_it(app: FastAPI) -> None:
+    """Mounted under a prefix by a proxy (ASGI's root_path), the page asks for its document and its
+    files under that prefix."""
+    transport = httpx.ASGITransport(app=app, root_path="/sks")
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        page = await client.get("/docs")
+    assert page.status_code == 200
+    assert "'/sks/openapi.json'" in page.text or '"/sks/openapi.json"' in page.text
+    assert "/sks/static/swagger-ui/swagger-ui-bundle.js" in page.text
