@@ -86,6 +86,28 @@ def _worker(
     return ServiceProcess(["worker"], env, log)
 
 
+# Connections to the test's database busy with a statement or inside a transaction, but this one.
+BUSY = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+  AND (state <> 'idle' OR xact_start IS NOT NULL)
+"""
+
+
+async def _freeze_outside_a_transaction(context: Context, worker: ServiceProcess) -> None:
+    """SIGSTOP the worker at a moment no connection to the database is in a transaction: frozen while
+    it waits on Apple, as a process that hangs mid-pass. (Frozen inside one of its short step
+    transactions, it would hold the job's row lock: the other worker's claim would wait for it,
+    which keeps passes apart just as well, but this test is about the lease running out.)"""
+    for _ in range(500):
+        worker.process.send_signal(signal.SIGSTOP)
+        if await context.db.fetchval(BUSY) == 0:  # its connections too: it holds no lock
+            return
+        worker.process.send_signal(signal.SIGCONT)
+        await asyncio.sleep(0.02)
+    raise AssertionError("the worker was always inside a transaction")
+
+
 async def _finished_by(context: Context, pid: int, since: int) -> bool | None:
     rows = [r for r in await passes(context.db) if r["id"] > since and r["finished_at"]]
     return True if any(_pid(r) == pid and r["outcome"] == "completed" for r in rows) else None
@@ -116,7 +138,7 @@ async def test_two_worker_processes_never_run_a_pass_at_once(
 
         frozen_pass = await eventually(running, 30)
         frozen = pids[_pid(frozen_pass)]
-        frozen.process.send_signal(signal.SIGSTOP)  # mid-pass, waiting on Apple
+        await _freeze_outside_a_transaction(context, frozen)  # mid-pass, waiting on Apple
         other = next(pid for pid in pids if pid != frozen.process.pid)
         await eventually(lambda: _finished_by(context, other, frozen_pass["id"]), 30)
         frozen.process.send_signal(signal.SIGCONT)
